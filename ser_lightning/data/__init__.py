@@ -1,0 +1,19 @@
+"""DataModules (one per corpus, over one base), manifests, protocols and datasets."""
+
+from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.generic import ManifestDataModule
+from ser_lightning.data.manifest import Utterance, read_manifest_csv
+from ser_lightning.data.splits import PROTOCOLS, Split, check_split, make_split
+from ser_lightning.data.synthetic import SyntheticDataModule
+
+__all__ = [
+    "PROTOCOLS",
+    "ManifestDataModule",
+    "SERDataModule",
+    "Split",
+    "SyntheticDataModule",
+    "Utterance",
+    "check_split",
+    "make_split",
+    "read_manifest_csv",
+]

@@ -1,0 +1,275 @@
+"""Evaluation protocols: speaker-independent folds and the checks that keep them honest.
+
+Every protocol returns a :class:`Split` whose ``stamp`` records what was done (protocol, fold, the test and
+validation speakers, whether the split is speaker-independent). :func:`check_split` raises
+:class:`~ser_lightning.data.errors.LeakageError` when a speaker-independent split is not.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ser_lightning.data.errors import LeakageError, ProtocolError
+from ser_lightning.data.manifest import Utterance, unique
+
+log = logging.getLogger(__name__)
+
+Protocol = Literal["loso", "lsso", "kfold", "holdout"]
+PROTOCOLS: tuple[str, ...] = ("loso", "lsso", "kfold", "holdout")
+"""``loso`` leave-one-speaker-out (validation on the session partner), ``lsso`` leave-one-session-out,
+``kfold`` speaker-grouped k-fold, ``holdout`` seeded train/validation/test hold-out."""
+
+
+@dataclass
+class Split:
+    """Train, validation and test records of one fold, with a description of how they were made."""
+
+    train: list[Utterance]
+    val: list[Utterance]
+    test: list[Utterance]
+    stamp: dict[str, object] = field(default_factory=dict)
+
+    def parts(self) -> dict[str, list[Utterance]]:
+        """The three parts by name."""
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def num_folds(records: Sequence[Utterance], protocol: str, k: int = 5) -> int:
+    """Number of folds a protocol has on these records.
+
+    Args:
+        records: the corpus' utterances.
+        protocol: one of :data:`PROTOCOLS`.
+        k: folds of ``kfold``.
+
+    Returns:
+        The number of valid ``fold`` values.
+    """
+    if protocol == "loso":
+        return len(unique(records, "speaker"))
+    if protocol == "lsso":
+        return len(unique(records, "session"))
+    if protocol == "kfold":
+        return k
+    if protocol == "holdout":
+        return 1
+    raise ProtocolError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+
+
+def _partner(speaker: str, records: Sequence[Utterance], speakers: list[str]) -> str:
+    """The validation speaker for a held-out speaker: the other speaker of its session, else the next one."""
+    session = next((r.session for r in records if r.speaker == speaker), "")
+    if session:
+        mates = sorted({r.speaker for r in records if r.session == session} - {speaker})
+        if mates:
+            return mates[0]
+    return speakers[(speakers.index(speaker) + 1) % len(speakers)]
+
+
+def _by(records: Sequence[Utterance], key: str, values: set[str]) -> list[Utterance]:
+    return [r for r in records if str(getattr(r, key)) in values]
+
+
+def _group_partition(groups: list[str], k: int, seed: int) -> list[list[str]]:
+    """Shuffles groups with a seed and deals them into k near-equal folds."""
+    shuffled = sorted(groups)
+    random.Random(seed).shuffle(shuffled)
+    return [sorted(shuffled[i::k]) for i in range(k)]
+
+
+def _stratified_item_folds(records: Sequence[Utterance], k: int, seed: int) -> list[list[int]]:
+    """Speaker-dependent folds: utterance indices stratified by label."""
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        by_label[r.label].append(i)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    rng = random.Random(seed)
+    offset = 0
+    for label in sorted(by_label):
+        idx = by_label[label]
+        rng.shuffle(idx)
+        for j, i in enumerate(idx):
+            folds[(j + offset) % k].append(i)
+        offset += len(idx)
+    return [sorted(f) for f in folds]
+
+
+def make_split(
+    records: Sequence[Utterance],
+    protocol: str = "loso",
+    fold: int = 0,
+    k: int = 5,
+    seed: int = 0,
+    holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
+    speaker_dependent: bool = False,
+) -> Split:
+    """Splits records into train/validation/test by a protocol.
+
+    Args:
+        records: the corpus' utterances.
+        protocol: ``loso`` (test on speaker ``fold`` of the sorted speakers, validate on its session partner,
+            or on the next speaker when the corpus has no sessions, train on the rest — seed 000 §5),
+            ``lsso`` (test on session ``fold``, validate on the next session), ``kfold`` (speakers dealt into
+            ``k`` seeded groups; test on group ``fold``, validate on group ``fold + 1``) or ``holdout``
+            (speakers assigned to train/validation/test by ``holdout_fractions`` of utterances, seeded).
+        fold: which fold.
+        k: number of folds for ``kfold``.
+        seed: seed of the shuffles.
+        holdout_fractions: train/validation/test fractions for ``holdout``.
+        speaker_dependent: for ``kfold`` and ``holdout`` only: split utterances (stratified by label) instead
+            of speakers. The stamp then says ``speaker_independent: False``.
+
+    Returns:
+        The split, checked by :func:`check_split`.
+
+    Raises:
+        ProtocolError: unknown protocol, fold out of range, or too few speakers/sessions.
+        LeakageError: the split shares speakers between parts although it should not.
+    """
+    if not records:
+        raise ProtocolError("cannot split an empty list of utterances")
+    n = num_folds(records, protocol, k)
+    if not 0 <= fold < n:
+        raise ProtocolError(f"fold {fold} is out of range for protocol {protocol!r}: valid folds are 0..{n - 1}")
+    speakers = unique(records, "speaker")
+    stamp: dict[str, object] = {"protocol": protocol, "fold": fold, "protocol_folds": n, "seed": seed}
+    if speaker_dependent and protocol in ("loso", "lsso"):
+        raise ProtocolError(
+            f"protocol {protocol!r} is speaker-independent by definition; "
+            "speaker_dependent applies to 'kfold' and 'holdout' only"
+        )
+
+    if protocol == "loso":
+        if len(speakers) < 3:
+            raise ProtocolError(f"leave-one-speaker-out needs at least 3 speakers, found {len(speakers)}")
+        test_spk = speakers[fold]
+        val_spk = _partner(test_spk, records, speakers)
+        train = [r for r in records if r.speaker not in (test_spk, val_spk)]
+        split = Split(train, _by(records, "speaker", {val_spk}), _by(records, "speaker", {test_spk}))
+    elif protocol == "lsso":
+        sessions = unique(records, "session")
+        if len(sessions) < 3 or sessions == [""]:
+            raise ProtocolError(f"leave-one-session-out needs at least 3 sessions, found {sessions}")
+        test_ses, val_ses = sessions[fold], sessions[(fold + 1) % len(sessions)]
+        train = [r for r in records if r.session not in (test_ses, val_ses)]
+        split = Split(train, _by(records, "session", {val_ses}), _by(records, "session", {test_ses}))
+        stamp.update(test_sessions=[test_ses], val_sessions=[val_ses])
+    elif protocol == "kfold":
+        if k < 3:
+            raise ProtocolError(f"kfold needs k >= 3 (one fold each for test and validation), got {k}")
+        if speaker_dependent:
+            folds = _stratified_item_folds(records, k, seed)
+            pick = lambda ids: [records[i] for i in ids]  # noqa: E731
+            test_ids, val_ids = set(folds[fold]), set(folds[(fold + 1) % k])
+            train_ids = [i for i in range(len(records)) if i not in test_ids and i not in val_ids]
+            split = Split(pick(train_ids), pick(sorted(val_ids)), pick(sorted(test_ids)))
+        else:
+            if len(speakers) < k:
+                raise ProtocolError(f"speaker-grouped {k}-fold needs at least {k} speakers, found {len(speakers)}")
+            groups = _group_partition(speakers, k, seed)
+            test_g, val_g = set(groups[fold]), set(groups[(fold + 1) % k])
+            train = [r for r in records if r.speaker not in test_g and r.speaker not in val_g]
+            split = Split(train, _by(records, "speaker", val_g), _by(records, "speaker", test_g))
+    elif protocol == "holdout":
+        if any(f <= 0 for f in holdout_fractions) or not math.isclose(sum(holdout_fractions), 1.0, abs_tol=1e-6):
+            raise ProtocolError(
+                f"holdout_fractions must be three positive numbers summing to 1, got {holdout_fractions}"
+            )
+        if speaker_dependent:
+            folds = _stratified_item_folds(records, 20, seed)
+            cut_train = round(holdout_fractions[0] * 20)
+            cut_val = cut_train + max(1, round(holdout_fractions[1] * 20))
+            take = lambda fs: sorted(i for f in fs for i in f)  # noqa: E731
+            split = Split(
+                *(
+                    [records[i] for i in take(folds[a:b])]
+                    for a, b in ((0, cut_train), (cut_train, cut_val), (cut_val, 20))
+                )
+            )
+        else:
+            if len(speakers) < 3:
+                raise ProtocolError(f"a speaker-independent hold-out needs at least 3 speakers, found {len(speakers)}")
+            split = _speaker_holdout(records, speakers, holdout_fractions, seed)
+    else:
+        raise ProtocolError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+
+    stamp["speaker_independent"] = not speaker_dependent
+    stamp["test_speakers"] = unique(split.test, "speaker")
+    stamp["val_speakers"] = unique(split.val, "speaker")
+    stamp["sizes"] = {name: len(part) for name, part in split.parts().items()}
+    split.stamp = stamp
+    check_split(split)
+    if speaker_dependent:
+        log.warning(
+            "protocol %s fold %d is SPEAKER-DEPENDENT: the same speakers are in train and test; "
+            "its figures are not comparable with speaker-independent results",
+            protocol,
+            fold,
+        )
+    return split
+
+
+def _speaker_holdout(
+    records: Sequence[Utterance], speakers: list[str], fractions: tuple[float, float, float], seed: int
+) -> Split:
+    """Assigns shuffled speakers to test, validation, then train until each part's utterance share is met."""
+    counts = {s: 0 for s in speakers}
+    for r in records:
+        counts[r.speaker] += 1
+    order = list(speakers)
+    random.Random(seed).shuffle(order)
+    total = len(records)
+    test, val = set(), set()
+    need_test, need_val = fractions[2] * total, fractions[1] * total
+    got = 0
+    i = 0
+    while i < len(order) - 2 and (got < need_test or not test):
+        test.add(order[i])
+        got += counts[order[i]]
+        i += 1
+    got = 0
+    while i < len(order) - 1 and (got < need_val or not val):
+        val.add(order[i])
+        got += counts[order[i]]
+        i += 1
+    train = [r for r in records if r.speaker not in test and r.speaker not in val]
+    return Split(train, _by(records, "speaker", val), _by(records, "speaker", test))
+
+
+def check_split(split: Split) -> None:
+    """Raises if a split has an empty part or, when speaker-independent, shares speakers between parts.
+
+    Args:
+        split: the split to check; its stamp's ``speaker_independent`` says what to enforce.
+
+    Raises:
+        LeakageError: an empty part, or a speaker found in two parts of a speaker-independent split.
+    """
+    parts = split.parts()
+    for name, part in parts.items():
+        if not part:
+            raise LeakageError(
+                f"the {name} part of {split.stamp.get('protocol')} fold {split.stamp.get('fold')} is empty"
+            )
+    if split.stamp.get("speaker_independent", True):
+        names = list(parts)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                shared = set(unique(parts[a], "speaker")) & set(unique(parts[b], "speaker"))
+                if shared:
+                    raise LeakageError(
+                        f"speaker(s) {sorted(shared)} appear in both {a} and {b} of a split stamped speaker-independent"
+                    )
+    # The same audio file in two parts is leakage under any protocol.
+    seen: dict[str, str] = {}
+    for name, part in parts.items():
+        for r in part:
+            other = seen.setdefault(r.path, name)
+            if other != name:
+                raise LeakageError(f"{r.path} is in both {other} and {name}")

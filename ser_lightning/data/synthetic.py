@@ -1,0 +1,122 @@
+"""The embedded synthetic emotional speech corpus (eSpeak NG), generated offline on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.manifest import Utterance, read_manifest_csv
+from ser_lightning.data.splits import Protocol
+
+
+class SyntheticDataModule(SERDataModule):
+    """An emotional speech corpus synthesised with eSpeak NG: the default corpus of the toolkit and its tests.
+
+    It is a stand-in that makes every pipeline runnable offline, not a measure of real SER accuracy. Speakers
+    differ by voice variant, accent, habitual pitch, range and rate; emotions are prosody and voice-quality
+    profiles with per-utterance jitter; every speaker reads the same neutral sentences. Speakers are paired
+    into sessions (one female, one male), so ``loso`` validates on the held-out speaker's session partner.
+
+    The corpus is generated once (deterministically for a size, seed, voice set and emotion list) into a cache
+    folder: ``root`` if given, else ``$SER_LIGHTNING_CACHE``, else ``~/.cache/ser_lightning``.
+
+    Args:
+        root: cache folder for the generated corpus (default: see above).
+        size: ``tiny`` (tests), ``default`` (the main job) or ``large``.
+        voice_set: speaker/language set (``en``; ``de`` for a German cross-corpus partner).
+        emotions: the emotion classes to generate, in label order.
+        corpus_seed: seed of the corpus' generation (independent of the fold seed).
+        batch_size: training batch size (per device).
+        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
+        num_workers: DataLoader worker processes.
+        sample_rate: sample rate the audio is resampled to (the corpus is written at 16 kHz).
+        protocol: ``loso``, ``lsso``, ``kfold`` or ``holdout``.
+        fold: which fold of the protocol.
+        num_folds: folds of ``kfold``.
+        holdout_fractions: train/validation/test fractions of ``holdout``.
+        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
+        seed: seed of the fold shuffles.
+        segment_seconds: random training crop length in seconds (``None``: whole utterances).
+        predict_paths: audio files or folders to predict on (default: the test split).
+        pin_memory: pin batches in page-locked memory.
+    """
+
+    corpus_name = "synthetic"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        size: Literal["tiny", "default", "large"] = "default",
+        voice_set: Literal["en", "de"] = "en",
+        emotions: list[str] | None = None,
+        corpus_seed: int = 0,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        sample_rate: int = 16000,
+        protocol: Protocol = "loso",
+        fold: int = 0,
+        num_folds: int = 5,
+        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
+        speaker_dependent: bool = False,
+        seed: int = 0,
+        segment_seconds: float | None = None,
+        predict_paths: list[str] | None = None,
+        pin_memory: bool = False,
+    ) -> None:
+        from ser_lightning.synth.design import DEFAULT_EMOTIONS, EMOTIONS
+
+        emotions = list(emotions) if emotions else list(DEFAULT_EMOTIONS)
+        unknown = [e for e in emotions if e not in EMOTIONS]
+        if unknown:
+            raise ValueError(f"unknown emotion(s) {unknown}; the synthesiser has {sorted(EMOTIONS)}")
+        if len(set(emotions)) != len(emotions) or len(emotions) < 2:
+            raise ValueError(f"emotions must be at least two distinct names, got {emotions}")
+        super().__init__(
+            root,
+            batch_size,
+            eval_batch_size,
+            num_workers,
+            sample_rate,
+            protocol,
+            fold,
+            num_folds,
+            holdout_fractions,
+            speaker_dependent,
+            seed,
+            segment_seconds,
+            predict_paths,
+            pin_memory,
+        )
+        self.size = size
+        self.voice_set = voice_set
+        self.emotions = emotions
+        self.corpus_seed = corpus_seed
+        self.corpus_dir: Path | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        """The generated emotions, in label order."""
+        return list(self.emotions)
+
+    def _ensure(self) -> Path:
+        from ser_lightning.synth import ensure_corpus
+
+        if self.corpus_dir is None:
+            self.corpus_dir = ensure_corpus(
+                size=self.size,
+                seed=self.corpus_seed,
+                cache_dir=self.root,
+                voice_set=self.voice_set,
+                emotions=self.emotions,
+            )
+        return self.corpus_dir
+
+    def prepare_data(self) -> None:
+        """Generates the corpus if it is not in the cache yet (once, on the main process)."""
+        self._ensure()
+
+    def load_records(self) -> list[Utterance]:
+        """Reads the generated corpus' manifest."""
+        return read_manifest_csv(self._ensure() / "manifest.csv", corpus=self.corpus_name)

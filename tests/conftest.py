@@ -1,0 +1,35 @@
+"""Shared fixtures: every test writes into temporary folders, never into a user's cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Points SER_LIGHTNING_CACHE at a temporary folder for the whole session."""
+    cache = tmp_path_factory.mktemp("ser_cache")
+    old = os.environ.get("SER_LIGHTNING_CACHE")
+    os.environ["SER_LIGHTNING_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("SER_LIGHTNING_CACHE", None)
+    else:
+        os.environ["SER_LIGHTNING_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(_private_cache: Path) -> Path:
+    """The tiny synthetic corpus, generated once per session."""
+    from ser_lightning.synth import ensure_corpus
+
+    return ensure_corpus(size="tiny", seed=0, cache_dir=_private_cache)
