@@ -30,6 +30,6 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_corpus(_private_cache: Path) -> Path:
     """The tiny synthetic corpus, generated once per session."""
-    from ser_lightning.synth import ensure_corpus
+    from ser_lightning.synth.generate import ensure_corpus
 
     return ensure_corpus(size="tiny", seed=0, cache_dir=_private_cache)

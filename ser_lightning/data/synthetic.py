@@ -101,7 +101,7 @@ class SyntheticDataModule(SERDataModule):
         return list(self.emotions)
 
     def _ensure(self) -> Path:
-        from ser_lightning.synth import ensure_corpus
+        from ser_lightning.synth.generate import ensure_corpus
 
         if self.corpus_dir is None:
             self.corpus_dir = ensure_corpus(

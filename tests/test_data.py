@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ser_lightning.data import ManifestDataModule, SyntheticDataModule
+from ser_lightning.data.dataset import UtteranceDataset, collate_utterances, read_audio
+from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ManifestError
+from ser_lightning.data.manifest import Utterance, read_manifest_csv
+
+
+def write(path: Path, audio: np.ndarray, rate: int) -> Path:
+    sf.write(path, audio, rate)
+    return path
+
+
+def test_read_audio_mixes_to_mono_and_resamples(tmp_path: Path) -> None:
+    t = np.arange(48000) / 48000
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1).astype(np.float32) * 0.5
+    audio = read_audio(str(write(tmp_path / "a.wav", stereo, 48000)), 16000)
+    assert audio.dtype == np.float32 and audio.shape == (16000,)
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert abs(np.argmax(spectrum) * 16000 / 16000 - 440) <= 1  # the tone survives resampling
+    assert np.max(np.abs(audio[1000:-1000])) == pytest.approx(0.25, abs=0.01)  # mean of the two channels
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF....not a wav at all"])
+def test_read_audio_names_the_bad_file(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(content)
+    with pytest.raises(AudioReadError, match="broken.wav"):
+        read_audio(str(bad), 16000)
+
+
+def test_read_audio_rejects_empty_and_nan(tmp_path: Path) -> None:
+    empty = write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(AudioReadError, match="empty.wav: the audio file is empty"):
+        read_audio(str(empty), 16000)
+    nan = np.ones(100, dtype=np.float32)
+    nan[5] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, 16000, subtype="FLOAT")
+    with pytest.raises(AudioReadError, match="NaN"):
+        read_audio(str(tmp_path / "nan.wav"), 16000)
+
+
+def test_training_crop_and_collate(tmp_path: Path) -> None:
+    records = [
+        Utterance(
+            str(write(tmp_path / f"{i}.wav", np.random.default_rng(i).normal(size=n).astype(np.float32) * 0.1, 16000)),
+            label,
+            f"s{i}",
+        )  # fmt: skip
+        for i, (n, label) in enumerate([(32000, "a"), (8000, "b")])
+    ]
+    train = UtteranceDataset(records, ["a", "b"], 16000, segment_samples=16000)
+    item = train[0]
+    assert item["length"] == 16000 and item["label"] == 0
+    assert train[1]["length"] == 8000  # shorter utterances are left whole (the model pads)
+    batch = collate_utterances([train[0], train[1]])
+    assert batch["waveform"].shape == (2, 16000)
+    assert batch["length"].tolist() == [16000, 8000]
+    assert torch.all(batch["waveform"][1, 8000:] == 0)
+    whole = UtteranceDataset(records, ["a", "b"], 16000)
+    assert whole[0]["length"] == 32000
+    with pytest.raises(ValueError, match="not among the class names"):
+        UtteranceDataset(records, ["a"], 16000)
+
+
+def make_manifest(tmp_path: Path, rows: list[dict[str, str]]) -> Path:
+    path = tmp_path / "manifest.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_manifest_errors_name_file_and_line(tmp_path: Path) -> None:
+    path = make_manifest(tmp_path, [{"path": "a.wav", "label": "x", "speaker": "s1"},
+                                    {"path": "b.wav", "label": "", "speaker": "s1"}])  # fmt: skip
+    with pytest.raises(ManifestError, match=r"manifest.csv:3"):
+        read_manifest_csv(path)
+    no_speaker = tmp_path / "m2.csv"
+    no_speaker.write_text("path,label\na.wav,x\n")
+    with pytest.raises(ManifestError, match="missing column"):
+        read_manifest_csv(no_speaker)
+    with pytest.raises(CorpusNotFoundError, match="does-not-exist.csv"):
+        ManifestDataModule(manifest=str(tmp_path / "does-not-exist.csv"))
+
+
+def test_manifest_datamodule_end_to_end(tmp_path: Path) -> None:
+    rows = []
+    for s in range(4):
+        for label in ("calm", "angry", "other"):
+            wav = write(tmp_path / f"{s}_{label}.wav", np.full(4000, 0.1, dtype=np.float32), 8000)
+            rows.append({"path": wav.name, "label": label, "speaker": f"spk{s}", "duration": "0.5", "gender": "f"})
+    path = make_manifest(tmp_path, rows)
+    data = ManifestDataModule(manifest=str(path), classes=["calm", "angry"], protocol="loso", fold=2,
+                              batch_size=2)  # fmt: skip
+    assert data.num_classes == 2
+    data.setup("fit")
+    assert {r.label for r in data.split.train} == {"calm", "angry"}  # "other" dropped
+    assert data.split.stamp["test_speakers"] == ["spk2"] and data.split.stamp["val_speakers"] == ["spk3"]
+    batch = next(iter(data.val_dataloader()))
+    assert batch["waveform"].shape == (2, 8000)  # resampled 8 kHz -> 16 kHz
+    assert data.split.train[0].extra["gender"] == "f"
+    auto = ManifestDataModule(manifest=str(path))
+    assert auto.class_names == ["angry", "calm", "other"]
+
+
+def test_synthetic_datamodule_tiny(tiny_corpus: Path) -> None:
+    data = SyntheticDataModule(root=str(tiny_corpus.parent), size="tiny", batch_size=4, segment_seconds=1.0)
+    assert data.class_names == ["neutral", "happy", "angry", "sad"]
+    data.prepare_data()
+    data.setup("fit")
+    stamp = data.describe()
+    assert stamp["speaker_independent"] is True and stamp["corpus"] == "synthetic"
+    assert not set(stamp["test_speakers"]) & set(stamp["val_speakers"])
+    train = next(iter(data.train_dataloader()))
+    assert train["waveform"].shape[1] <= 16000  # training crops
+    val = next(iter(data.val_dataloader()))
+    assert val["waveform"].shape[1] > 16000  # evaluation sees whole utterances
+    durations = [r.duration for r in data.split.val]
+    first = [data.split.val[i].duration for i in val["index"].tolist()]
+    assert first == sorted(durations)[: len(first)]  # evaluation batches ordered by duration
+    with pytest.raises(ValueError, match="unknown emotion"):
+        SyntheticDataModule(emotions=["neutral", "bored"])
