@@ -54,7 +54,7 @@ def test_training_crop_and_collate(tmp_path: Path) -> None:
             str(write(tmp_path / f"{i}.wav", np.random.default_rng(i).normal(size=n).astype(np.float32) * 0.1, 16000)),
             label,
             f"s{i}",
-        )  # fmt: skip
+        )
         for i, (n, label) in enumerate([(32000, "a"), (8000, "b")])
     ]
     train = UtteranceDataset(records, ["a", "b"], 16000, segment_samples=16000)
