@@ -18,7 +18,10 @@ RESULTS_FILE = "results.json"
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
-    """The run's log directory (the logger's, else the trainer's root dir), created if needed."""
+    """The run's log directory (the logger's, else the trainer's root dir), created if needed.
+
+    Under DDP this is a collective (``trainer.log_dir`` broadcasts): call it on every process.
+    """
     path = Path(trainer.log_dir or trainer.default_root_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -93,7 +96,7 @@ def confusion_figure(matrix: np.ndarray, class_names: list[str], title: str) -> 
     return fig
 
 
-def log_figure(trainer: pl.Trainer, name: str, figure: Any) -> Path:
+def log_figure(trainer: pl.Trainer, directory: Path, name: str, figure: Any) -> Path:
     """Saves a figure as ``<run dir>/<name>.png`` and sends it to every logger that takes images.
 
     TensorBoard gets it through ``add_figure``, Weights & Biases through ``log_image``; other loggers (CSV)
@@ -101,6 +104,7 @@ def log_figure(trainer: pl.Trainer, name: str, figure: Any) -> Path:
 
     Args:
         trainer: the trainer whose loggers receive the figure.
+        directory: the run directory (from :func:`run_dir`).
         name: file stem and logger key.
         figure: a matplotlib figure (closed afterwards).
 
@@ -110,7 +114,7 @@ def log_figure(trainer: pl.Trainer, name: str, figure: Any) -> Path:
     import matplotlib.pyplot as plt
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
-    path = run_dir(trainer) / f"{name}.png"
+    path = Path(directory) / f"{name}.png"
     figure.savefig(path, dpi=120)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):

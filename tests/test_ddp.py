@@ -74,13 +74,13 @@ def test_ddp_metrics_equal_single_process(odd_manifest: Path, tmp_path: Path) ->
         proc = subprocess.run([sys.executable, "-m", "ser_lightning", sub, *data_args(odd_manifest, logs), *ddp],
                               cwd=REPO, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
-    (ddp_dir,) = (tmp_path / "ddp").glob("lightning_logs/version_*")
+    (ddp_dir,) = (tmp_path / "ddp").glob("*/version_*")
     ddp_results = json.loads((ddp_dir / "results.json").read_text())
     assert sum(map(sum, ddp_results["confusion_matrix"])) == single["sizes"]["test"]
     assert ddp_results["confusion_matrix"] == single["confusion_matrix"]
     for key in ("test_ua", "test_wa", "test_f1"):
         assert ddp_results[key] == pytest.approx(single[key], abs=1e-6)
-    (ddp_val_dir,) = (tmp_path / "ddp_val").glob("lightning_logs/version_*")
+    (ddp_val_dir,) = (tmp_path / "ddp_val").glob("*/version_*")
     expected = val_metrics(Path(single_val.trainer.log_dir))
     for key, value in val_metrics(ddp_val_dir).items():
         assert value == pytest.approx(expected[key], abs=1e-6), key

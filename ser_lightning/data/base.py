@@ -147,9 +147,11 @@ class SERDataModule(LightningDataModule, ABC):
                 speaker_dependent=self.speaker_dependent,
             )
             stamp = self.describe()
-            self.hparams["split"] = {
+            split_stamp = {
                 k: stamp[k] for k in ("corpus", "speaker_independent", "test_speakers", "val_speakers", "sizes")
             }
+            # Logged with the run's hyperparameters (a speaker-dependent run says so there).
+            self.save_hyperparameters({**self.hparams, "split": split_stamp})
             log.info(
                 "%s %s fold %d: %s utterances (train/val/test), test speakers %s",
                 self.corpus_name,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
+import sys
 import time
 from abc import ABC, abstractmethod
 from typing import Any
@@ -148,6 +151,38 @@ class SERClassificationTask(pl.LightningModule, ABC):
         self.configure_losses()
         self.configure_metrics()
         self._test_started = 0.0
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> SERClassificationTask:  # type: ignore[override]
+        """Loads a checkpoint; called on an abstract base it rebuilds the architecture the checkpoint names.
+
+        ``SERClassificationTask.load_from_checkpoint(path)`` returns e.g. a ``DenseHighway`` with the checkpoint's
+        class set. The named class must be a subclass of the class this is called on, defined in
+        ``ser_lightning`` or already imported.
+
+        Args:
+            checkpoint_path: path (or file-like object) of the checkpoint.
+            *args: passed on to :meth:`lightning.pytorch.LightningModule.load_from_checkpoint`.
+            **kwargs: passed on likewise (``map_location``, ``strict``, overriding hyperparameters...).
+        """
+        if inspect.isabstract(cls):
+            hparams = torch.load(checkpoint_path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+            class_path = hparams.get("_class_path")
+            if not class_path:
+                raise ValueError(
+                    f"{checkpoint_path}: the checkpoint does not name its model class; load it with the "
+                    "architecture's own class, e.g. DenseHighway.load_from_checkpoint(path)"
+                )
+            module_name, _, name = class_path.rpartition(".")
+            if module_name.split(".")[0] == "ser_lightning":
+                importlib.import_module(module_name)
+            target = getattr(sys.modules.get(module_name), name, None)
+            if not (isinstance(target, type) and issubclass(target, cls)):
+                raise ValueError(f"{checkpoint_path}: {class_path!r} is not an imported subclass of {cls.__name__}")
+            if hasattr(checkpoint_path, "seek"):
+                checkpoint_path.seek(0)
+            return target.load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     # ------------------------------------------------------------------------------------------ hooks
     @abstractmethod
@@ -304,9 +339,11 @@ class SERClassificationTask(pl.LightningModule, ABC):
         self.log_dict(values)
         self.test_metrics.reset()
         self.test_confusion.reset()
-        if self.trainer.sanity_checking or not self.trainer.is_global_zero or self.trainer.fast_dev_run:
+        if self.trainer.sanity_checking or self.trainer.fast_dev_run:
             return
-        directory = run_dir(self.trainer)
+        directory = run_dir(self.trainer)  # a collective under DDP: every process calls it
+        if not self.trainer.is_global_zero:
+            return
         results: dict[str, Any] = {
             "model": type(self).__name__,
             "class_names": self.class_names,
@@ -323,6 +360,7 @@ class SERClassificationTask(pl.LightningModule, ABC):
         path = update_results(directory, results)
         log_figure(
             self.trainer,
+            directory,
             "test_confusion_matrix",
             confusion_figure(matrix, self.class_names, f"{type(self).__name__}: test confusion"),
         )

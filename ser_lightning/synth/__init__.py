@@ -1,0 +1,92 @@
+"""Embedded synthetic emotional speech corpus, generated offline with eSpeak NG.
+
+The corpus is a *synthetic stand-in*: it makes every pipeline of the toolkit runnable anywhere without
+downloads, and it is designed to be learnable but not trivial (speaker variation comparable to emotion
+variation, per-utterance jitter of every prosodic and voice-quality parameter). It is not a measure of
+speech emotion recognition accuracy on real speech.
+
+Typical use::
+
+    from ser_lightning.synth import ensure_corpus, read_manifest
+
+    corpus_dir = ensure_corpus(size="default", seed=0)  # generated once, then cached
+    rows = read_manifest(corpus_dir)  # utt_id, path, label, speaker, gender, session, sentence, ...
+"""
+
+from typing import Any
+
+from ser_lightning.synth.design import (
+    ALL_EMOTIONS,
+    DEFAULT_EMOTIONS,
+    EMOTIONS,
+    SIZES,
+    VOICE_SETS,
+    CorpusSize,
+    EmotionProfile,
+    Speaker,
+    VoiceSet,
+    emotions_key,
+    get_voice_set,
+    resolve_emotions,
+)
+from ser_lightning.synth.espeak import NATIVE_SAMPLE_RATE, ESpeakSynthesizer, SynthesisError, espeak_version
+
+# The generation module is imported lazily: ``python -m ser_lightning.synth.generate`` must not find it
+# already imported by the package.
+_GENERATE_EXPORTS = frozenset(
+    {
+        "GENERATOR_VERSION",
+        "MANIFEST_COLUMNS",
+        "SAMPLE_RATE",
+        "CorpusGenerationError",
+        "UtterancePlan",
+        "corpus_dir_name",
+        "default_cache_dir",
+        "ensure_corpus",
+        "generate_corpus",
+        "plan_corpus",
+        "read_manifest",
+        "verify_corpus",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve the exports of :mod:`ser_lightning.synth.generate` on first access."""
+    if name in _GENERATE_EXPORTS:
+        from ser_lightning.synth import generate
+
+        return getattr(generate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "ALL_EMOTIONS",
+    "DEFAULT_EMOTIONS",
+    "EMOTIONS",
+    "GENERATOR_VERSION",
+    "MANIFEST_COLUMNS",
+    "NATIVE_SAMPLE_RATE",
+    "SAMPLE_RATE",
+    "SIZES",
+    "VOICE_SETS",
+    "CorpusGenerationError",
+    "CorpusSize",
+    "ESpeakSynthesizer",
+    "EmotionProfile",
+    "Speaker",
+    "SynthesisError",
+    "UtterancePlan",
+    "VoiceSet",
+    "corpus_dir_name",
+    "default_cache_dir",
+    "emotions_key",
+    "ensure_corpus",
+    "espeak_version",
+    "generate_corpus",
+    "get_voice_set",
+    "plan_corpus",
+    "read_manifest",
+    "resolve_emotions",
+    "verify_corpus",
+]
