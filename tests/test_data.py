@@ -97,7 +97,8 @@ def test_manifest_datamodule_end_to_end(tmp_path: Path) -> None:
     rows = []
     for s in range(4):
         for label in ("calm", "angry", "other"):
-            wav = write(tmp_path / f"{s}_{label}.wav", np.full(4000, 0.1, dtype=np.float32), 8000)
+            noise = np.random.default_rng(len(rows)).normal(size=4000).astype(np.float32) * 0.1
+            wav = write(tmp_path / f"{s}_{label}.wav", noise, 8000)
             rows.append({"path": wav.name, "label": label, "speaker": f"spk{s}", "duration": "0.5", "gender": "f"})
     path = make_manifest(tmp_path, rows)
     data = ManifestDataModule(manifest=str(path), classes=["calm", "angry"], protocol="loso", fold=2,
@@ -111,6 +112,44 @@ def test_manifest_datamodule_end_to_end(tmp_path: Path) -> None:
     assert data.split.train[0].extra["gender"] == "f"
     auto = ManifestDataModule(manifest=str(path))
     assert auto.class_names == ["angry", "calm", "other"]
+
+
+def test_duplicated_recording_under_another_speaker_is_leakage(tmp_path: Path) -> None:
+    from ser_lightning.data.errors import LeakageError
+
+    rows = []
+    for s in range(4):
+        for label in ("calm", "angry"):
+            noise = np.random.default_rng(len(rows)).normal(size=4000).astype(np.float32) * 0.1
+            rows.append({"path": write(tmp_path / f"{s}_{label}.wav", noise, 8000).name, "label": label,
+                         "speaker": f"spk{s}"})  # fmt: skip
+    (tmp_path / "copy.wav").write_bytes((tmp_path / "0_calm.wav").read_bytes())  # released twice, renamed
+    rows.append({"path": "copy.wav", "label": "calm", "speaker": "spk1"})
+    data = ManifestDataModule(manifest=str(make_manifest(tmp_path, rows)), protocol="loso", fold=0)
+    with pytest.raises(LeakageError, match=r"same recording .*0_calm.wav.*copy.wav|copy.wav.*0_calm.wav"):
+        data.setup("fit")
+
+
+def test_unreadable_audio_is_skipped_named_and_counted_or_fails_when_strict(tmp_path: Path) -> None:
+    rows = []
+    for s in range(3):
+        for label in ("calm", "angry"):
+            noise = np.random.default_rng(len(rows)).normal(size=4000).astype(np.float32) * 0.1
+            rows.append({"path": write(tmp_path / f"{s}_{label}.wav", noise, 8000).name, "label": label,
+                         "speaker": f"spk{s}"})  # fmt: skip
+    (tmp_path / "1_angry.wav").write_bytes(b"garbage")
+    write(tmp_path / "2_calm.wav", np.zeros(0, dtype=np.float32), 8000)
+    path = make_manifest(tmp_path, rows)
+    data = ManifestDataModule(manifest=str(path), protocol="loso", fold=0)
+    data.setup("fit")
+    stamp = data.describe()
+    assert stamp["skipped"]["count"] == 2
+    reasons = {Path(f["path"]).name: f["reason"] for f in stamp["skipped"]["files"]}
+    assert "cannot read audio" in reasons["1_angry.wav"] and "empty" in reasons["2_calm.wav"]
+    assert sum(stamp["sizes"].values()) == 4
+    strict = ManifestDataModule(manifest=str(path), protocol="loso", fold=0, strict=True)
+    with pytest.raises(AudioReadError, match="1_angry.wav"):
+        strict.setup("fit")
 
 
 def test_synthetic_datamodule_tiny(tiny_corpus: Path) -> None:
@@ -130,3 +169,53 @@ def test_synthetic_datamodule_tiny(tiny_corpus: Path) -> None:
     assert first == sorted(durations)[: len(first)]  # evaluation batches ordered by duration
     with pytest.raises(ValueError, match="unknown emotion"):
         SyntheticDataModule(emotions=["neutral", "bored"])
+
+
+def all_subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *all_subclasses(sub))]
+
+
+def test_every_datamodule_exposes_every_base_argument_with_its_default() -> None:
+    import inspect
+
+    import ser_lightning.data  # noqa: F401  (registers the corpus modules)
+    from ser_lightning.data.base import SERDataModule
+
+    base = inspect.signature(SERDataModule.__init__).parameters
+    subclasses = all_subclasses(SERDataModule)
+    assert subclasses
+    for cls in subclasses:
+        params = inspect.signature(cls.__init__).parameters
+        assert not any(p.kind == p.VAR_KEYWORD for p in params.values()), f"{cls.__name__} takes **kwargs"
+        for name, param in base.items():
+            if name == "self" or (name == "root" and cls is ManifestDataModule):
+                continue
+            assert name in params, f"{cls.__name__} lacks the base argument {name}"
+            assert params[name].default == param.default, f"{cls.__name__}.{name} default differs from the base"
+
+
+def test_manifest_cache_is_reused_and_invalidated_by_a_changed_file(
+    tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    first = SyntheticDataModule(root=str(tiny_corpus.parent), size="tiny")
+    records = first.records()
+    assert records and all(r.checksum for r in records)
+
+    def boom(self: SyntheticDataModule) -> list[Utterance]:
+        raise AssertionError("parsed again although nothing changed")
+
+    monkeypatch.setattr(SyntheticDataModule, "load_records", boom)
+    assert SyntheticDataModule(root=str(tiny_corpus.parent), size="tiny").records() == records
+    wav = Path(records[0].path)
+    stat = wav.stat()
+    os.utime(wav, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    try:
+        with pytest.raises(AssertionError, match="parsed again"):
+            SyntheticDataModule(root=str(tiny_corpus.parent), size="tiny").records()
+    finally:
+        os.utime(wav, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    uncached = SyntheticDataModule(root=str(tiny_corpus.parent), size="tiny", cache_manifest=False)
+    with pytest.raises(AssertionError, match="parsed again"):
+        uncached.records()

@@ -2,23 +2,57 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import tempfile
 from abc import ABC, abstractmethod
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Literal
 
+import soundfile as sf
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from ser_lightning.data.dataset import UtteranceDataset, WaveformTransform, collate_utterances
-from ser_lightning.data.errors import CorpusNotFoundError, ProtocolError
+from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ProtocolError
 from ser_lightning.data.manifest import Utterance, count_by, unique
 from ser_lightning.data.splits import Protocol, Split, make_split
 
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+MANIFEST_CACHE_VERSION = 1
+_HASH_SPAN = 1 << 20
+
+
+def cache_root() -> Path:
+    """The toolkit's cache folder: ``$SER_LIGHTNING_CACHE`` if set, else ``~/.cache/ser_lightning``."""
+    env = os.environ.get("SER_LIGHTNING_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ser_lightning"
+
+
+def audio_checksum(path: str | Path) -> str:
+    """A content hash of an audio file: its size and its first and last MiB (blake2b).
+
+    Cheap on multi-GB corpora, and equal for byte-identical copies under different names, which is how
+    duplicated recordings appear in released corpora.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.blake2b(str(size).encode(), digest_size=16)
+    with path.open("rb") as handle:
+        digest.update(handle.read(_HASH_SPAN))
+        if size > 2 * _HASH_SPAN:
+            handle.seek(-_HASH_SPAN, os.SEEK_END)
+            digest.update(handle.read(_HASH_SPAN))
+        elif size > _HASH_SPAN:
+            digest.update(handle.read())
+    return digest.hexdigest()
 
 
 class SERDataModule(LightningDataModule, ABC):
@@ -41,15 +75,23 @@ class SERDataModule(LightningDataModule, ABC):
         holdout_fractions: train/validation/test fractions of ``holdout``.
         speaker_dependent: split utterances instead of speakers (``kfold``/``holdout`` only). The run is then
             stamped ``speaker_independent: false`` in its hyperparameters and results.
+        group_by: the unit ``kfold``/``holdout`` deal out: ``speaker``, ``session``, or ``auto`` (sessions when
+            the corpus has them, so that no session is shared between training and test).
         seed: seed of the fold shuffles.
         segment_seconds: if set, training waveforms longer than this are randomly cropped to it (saves reading
             and featurising audio the model's segment crop would discard). Evaluation always sees whole
             utterances.
         predict_paths: audio files or folders to predict on; by default ``predict`` runs on the test split.
+        strict: fail on the first unreadable, empty or corrupt audio file instead of skipping it (skips are
+            logged with the file's name and counted in ``describe`` and ``results.json``).
+        cache_manifest: cache the parsed corpus (keyed by the root, the parsing arguments and every file's size
+            and modification time) so that a second run starts at once.
         pin_memory: pin batches in page-locked memory (faster host-to-GPU copies).
     """
 
     corpus_name: str = "corpus"
+    manifest_args: tuple[str, ...] = ()
+    """Attributes that change what :meth:`load_records` returns (part of the manifest cache key)."""
 
     def __init__(
         self,
@@ -63,9 +105,12 @@ class SERDataModule(LightningDataModule, ABC):
         num_folds: int = 5,
         holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
         speaker_dependent: bool = False,
+        group_by: Literal["auto", "speaker", "session"] = "auto",
         seed: int = 0,
         segment_seconds: float | None = None,
         predict_paths: list[str] | None = None,
+        strict: bool = False,
+        cache_manifest: bool = True,
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
@@ -90,10 +135,14 @@ class SERDataModule(LightningDataModule, ABC):
         self.num_folds = num_folds
         self.holdout_fractions = tuple(holdout_fractions)
         self.speaker_dependent = speaker_dependent
+        self.group_by = group_by
         self.seed = seed
         self.segment_seconds = segment_seconds
         self.predict_paths = predict_paths
+        self.strict = strict
+        self.cache_manifest = cache_manifest
         self.pin_memory = pin_memory
+        self.skipped: list[dict[str, str]] = []
         self.split: Split | None = None
         self.datasets: dict[str, Dataset] = {}
 
@@ -106,6 +155,35 @@ class SERDataModule(LightningDataModule, ABC):
     @abstractmethod
     def load_records(self) -> list[Utterance]:
         """Parses the corpus into utterance records whose labels are among :attr:`class_names`."""
+
+    def probe_audio(self, path: str) -> float:
+        """Checks an audio file's header and returns its duration in seconds (0 when it has no frames).
+
+        Corpora whose audio soundfile cannot read (e.g. video containers) override this.
+
+        Raises:
+            AudioReadError: the file cannot be opened as audio.
+        """
+        try:
+            info = sf.info(path)
+        except Exception as err:
+            raise AudioReadError(f"{path}: cannot read audio ({err})") from err
+        return info.frames / info.samplerate if info.samplerate else 0.0
+
+    def skip(self, path: str | Path, reason: str) -> None:
+        """Records a file left out of the corpus, with a warning naming it (or raises under ``strict``).
+
+        Args:
+            path: the file.
+            reason: why it is left out.
+
+        Raises:
+            AudioReadError: when ``strict`` is set.
+        """
+        if self.strict:
+            raise AudioReadError(f"{path}: {reason} (strict=True; set strict=False to skip such files)")
+        log.warning("skipping %s: %s", path, reason)
+        self.skipped.append({"path": str(path), "reason": reason})
 
     def configure_train_transform(self) -> WaveformTransform | None:
         """The waveform augmentation of the training split (none by default)."""
@@ -132,11 +210,85 @@ class SERDataModule(LightningDataModule, ABC):
             raise CorpusNotFoundError(f"corpus root {root} does not exist or is not a folder; expected {expected}")
         return root
 
+    # ------------------------------------------------------------------------------------------ manifest
+    def corpus_root(self) -> Path | None:
+        """The folder whose files make up the corpus (fingerprinted for the manifest cache)."""
+        if self.root and Path(self.root).expanduser().is_dir():
+            return Path(self.root).expanduser()
+        return None
+
+    def _fingerprint(self) -> str | None:
+        """A key that changes whenever the corpus' files or the parsing arguments change."""
+        root = self.corpus_root()
+        if root is None:
+            return None
+        root = root.resolve()
+        digest = hashlib.blake2b(digest_size=16)
+        header = [MANIFEST_CACHE_VERSION, type(self).__module__, type(self).__qualname__, str(root),
+                  self.class_names, [repr(getattr(self, a)) for a in self.manifest_args]]  # fmt: skip
+        digest.update(json.dumps(header, default=str).encode())
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(folder, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                digest.update(f"{os.path.relpath(path, root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+
+    def records(self) -> list[Utterance]:
+        """The corpus' checked utterances: parsed, audio headers probed, content-hashed, cached.
+
+        Files that cannot be read, are empty or corrupt are skipped (see :meth:`skip`). The result is cached in
+        ``<cache>/manifests/`` and reused while no file under ``root`` changes.
+        """
+        key = self._fingerprint() if self.cache_manifest else None
+        cache = cache_root() / "manifests" / f"{self.corpus_name}-{key}.json" if key else None
+        if cache is not None and cache.is_file():
+            try:
+                payload = json.loads(cache.read_text())
+                self.skipped = payload["skipped"]
+                for item in self.skipped:
+                    log.warning("skipping %s: %s", item["path"], item["reason"])
+                if self.skipped and self.strict:
+                    first = self.skipped[0]
+                    raise AudioReadError(f"{first['path']}: {first['reason']} (strict=True)")
+                return [Utterance(**r) for r in payload["records"]]
+            except (KeyError, TypeError, json.JSONDecodeError):
+                log.warning("ignoring the unreadable manifest cache %s", cache)
+        self.skipped = []
+        checked = []
+        for record in self.load_records():
+            try:
+                duration = self.probe_audio(record.path)
+            except AudioReadError as err:
+                self.skip(record.path, str(err).split(": ", 1)[-1])
+                continue
+            if duration <= 0:
+                self.skip(record.path, "the audio file is empty")
+                continue
+            checked.append(
+                replace(
+                    record,
+                    duration=record.duration or round(duration, 4),
+                    checksum=record.checksum or audio_checksum(record.path),
+                )
+            )
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"records": [asdict(r) for r in checked], "skipped": self.skipped}, handle)
+            os.replace(tmp, cache)
+        return checked
+
     # ----------------------------------------------------------------------------------------- lifecycle
     def setup(self, stage: str | None = None) -> None:
         """Loads the manifest, makes the split, checks it for leakage, and builds the datasets."""
         if self.split is None:
-            records = self.load_records()
+            records = self.records()
             self.split = make_split(
                 records,
                 protocol=self.protocol,
@@ -145,11 +297,14 @@ class SERDataModule(LightningDataModule, ABC):
                 seed=self.seed,
                 holdout_fractions=self.holdout_fractions,  # type: ignore[arg-type]
                 speaker_dependent=self.speaker_dependent,
+                group_by=self.group_by,
             )
             stamp = self.describe()
             split_stamp = {
-                k: stamp[k] for k in ("corpus", "speaker_independent", "test_speakers", "val_speakers", "sizes")
+                k: stamp[k]
+                for k in ("corpus", "speaker_independent", "shared_sentences", "test_speakers", "val_speakers", "sizes")
             }
+            split_stamp["skipped_files"] = len(self.skipped)
             # Logged with the run's hyperparameters (a speaker-dependent run says so there).
             self.save_hyperparameters({**self.hparams, "split": split_stamp})
             log.info(
@@ -182,6 +337,7 @@ class SERDataModule(LightningDataModule, ABC):
             **self.split.stamp,
             "class_counts": {name: count_by(part, "label") for name, part in self.split.parts().items()},
             "num_speakers": {name: len(unique(part, "speaker")) for name, part in self.split.parts().items()},
+            "skipped": {"count": len(self.skipped), "files": list(self.skipped)},
         }
 
     def _predict_dataset(self) -> Dataset:

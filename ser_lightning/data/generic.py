@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from ser_lightning.data.base import SERDataModule
 from ser_lightning.data.errors import CorpusNotFoundError, ManifestError
@@ -32,9 +33,12 @@ class ManifestDataModule(SERDataModule):
         num_folds: folds of ``kfold``.
         holdout_fractions: train/validation/test fractions of ``holdout``.
         speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
+        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
         seed: seed of the fold shuffles.
         segment_seconds: random training crop length in seconds (``None``: whole utterances).
         predict_paths: audio files or folders to predict on (default: the test split).
+        strict: fail on the first unreadable/empty audio file instead of skipping (and counting) it.
+        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
         pin_memory: pin batches in page-locked memory.
     """
 
@@ -53,26 +57,32 @@ class ManifestDataModule(SERDataModule):
         num_folds: int = 5,
         holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
         speaker_dependent: bool = False,
+        group_by: Literal["auto", "speaker", "session"] = "auto",
         seed: int = 0,
         segment_seconds: float | None = None,
         predict_paths: list[str] | None = None,
+        strict: bool = False,
+        cache_manifest: bool = True,
         pin_memory: bool = False,
     ) -> None:
         super().__init__(
-            root,
-            batch_size,
-            eval_batch_size,
-            num_workers,
-            sample_rate,
-            protocol,
-            fold,
-            num_folds,
-            holdout_fractions,
-            speaker_dependent,
-            seed,
-            segment_seconds,
-            predict_paths,
-            pin_memory,
+            root=root,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            sample_rate=sample_rate,
+            protocol=protocol,
+            fold=fold,
+            num_folds=num_folds,
+            holdout_fractions=holdout_fractions,
+            speaker_dependent=speaker_dependent,
+            group_by=group_by,
+            seed=seed,
+            segment_seconds=segment_seconds,
+            predict_paths=predict_paths,
+            strict=strict,
+            cache_manifest=cache_manifest,
+            pin_memory=pin_memory,
         )
         self.manifest = Path(manifest).expanduser()
         if not self.manifest.is_file():

@@ -23,6 +23,7 @@ class Utterance:
         duration: duration in seconds (0 when unknown).
         corpus: corpus name.
         utt_id: utterance id, unique within the corpus.
+        checksum: hash of the audio file's bytes (filled in by the DataModule; finds duplicated recordings).
         extra: further metadata (gender, intensity, continuous targets, ...).
     """
 
@@ -34,6 +35,7 @@ class Utterance:
     duration: float = 0.0
     corpus: str = ""
     utt_id: str = ""
+    checksum: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def to_dict(self) -> dict[str, object]:

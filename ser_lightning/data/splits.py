@@ -108,6 +108,7 @@ def make_split(
     seed: int = 0,
     holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
     speaker_dependent: bool = False,
+    group_by: str = "auto",
 ) -> Split:
     """Splits records into train/validation/test by a protocol.
 
@@ -115,15 +116,20 @@ def make_split(
         records: the corpus' utterances.
         protocol: ``loso`` (test on speaker ``fold`` of the sorted speakers, validate on its session partner,
             or on the next speaker when the corpus has no sessions, train on the rest — seed 000 §5),
-            ``lsso`` (test on session ``fold``, validate on the next session), ``kfold`` (speakers dealt into
-            ``k`` seeded groups; test on group ``fold``, validate on group ``fold + 1``) or ``holdout``
-            (speakers assigned to train/validation/test by ``holdout_fractions`` of utterances, seeded).
+            ``lsso`` (test on session ``fold``, validate on the next session), ``kfold`` (speakers or sessions
+            dealt into ``k`` seeded groups; test on group ``fold``, validate on group ``fold + 1``) or
+            ``holdout`` (speakers or sessions assigned to train/validation/test by ``holdout_fractions`` of
+            utterances, seeded).
         fold: which fold.
         k: number of folds for ``kfold``.
         seed: seed of the shuffles.
         holdout_fractions: train/validation/test fractions for ``holdout``.
         speaker_dependent: for ``kfold`` and ``holdout`` only: split utterances (stratified by label) instead
             of speakers. The stamp then says ``speaker_independent: False``.
+        group_by: the unit ``kfold`` and ``holdout`` deal out: ``speaker``, ``session``, or ``auto`` (sessions
+            when every utterance has one, so that no session is shared between training and test; else
+            speakers). With an explicit ``speaker`` on a corpus with sessions, sessions may be shared and the
+            stamp says so.
 
     Returns:
         The split, checked by :func:`check_split`.
@@ -138,7 +144,15 @@ def make_split(
     if not 0 <= fold < n:
         raise ProtocolError(f"fold {fold} is out of range for protocol {protocol!r}: valid folds are 0..{n - 1}")
     speakers = unique(records, "speaker")
+    has_sessions = all(r.session for r in records)
+    if group_by not in ("auto", "speaker", "session"):
+        raise ProtocolError(f"group_by must be 'auto', 'speaker' or 'session', got {group_by!r}")
+    if group_by == "session" and not has_sessions:
+        raise ProtocolError("group_by='session' needs a session for every utterance; this corpus has none")
+    unit = "session" if group_by == "session" or (group_by == "auto" and has_sessions) else "speaker"
     stamp: dict[str, object] = {"protocol": protocol, "fold": fold, "protocol_folds": n, "seed": seed}
+    if protocol in ("kfold", "holdout") and not speaker_dependent:
+        stamp["group_by"] = unit
     if speaker_dependent and protocol in ("loso", "lsso"):
         raise ProtocolError(
             f"protocol {protocol!r} is speaker-independent by definition; "
@@ -170,12 +184,13 @@ def make_split(
             train_ids = [i for i in range(len(records)) if i not in test_ids and i not in val_ids]
             split = Split(pick(train_ids), pick(sorted(val_ids)), pick(sorted(test_ids)))
         else:
-            if len(speakers) < k:
-                raise ProtocolError(f"speaker-grouped {k}-fold needs at least {k} speakers, found {len(speakers)}")
-            groups = _group_partition(speakers, k, seed)
+            units = unique(records, unit)
+            if len(units) < k:
+                raise ProtocolError(f"{unit}-grouped {k}-fold needs at least {k} {unit}s, found {len(units)}")
+            groups = _group_partition(units, k, seed)
             test_g, val_g = set(groups[fold]), set(groups[(fold + 1) % k])
-            train = [r for r in records if r.speaker not in test_g and r.speaker not in val_g]
-            split = Split(train, _by(records, "speaker", val_g), _by(records, "speaker", test_g))
+            train = [r for r in records if getattr(r, unit) not in test_g and getattr(r, unit) not in val_g]
+            split = Split(train, _by(records, unit, val_g), _by(records, unit, test_g))
     elif protocol == "holdout":
         if any(f <= 0 for f in holdout_fractions) or not math.isclose(sum(holdout_fractions), 1.0, abs_tol=1e-6):
             raise ProtocolError(
@@ -193,9 +208,10 @@ def make_split(
                 )
             )
         else:
-            if len(speakers) < 3:
-                raise ProtocolError(f"a speaker-independent hold-out needs at least 3 speakers, found {len(speakers)}")
-            split = _speaker_holdout(records, speakers, holdout_fractions, seed)
+            units = unique(records, unit)
+            if len(units) < 3:
+                raise ProtocolError(f"a {unit}-grouped hold-out needs at least 3 {unit}s, found {len(units)}")
+            split = _group_holdout(records, unit, units, holdout_fractions, seed)
     else:
         raise ProtocolError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
 
@@ -203,6 +219,10 @@ def make_split(
     stamp["test_speakers"] = unique(split.test, "speaker")
     stamp["val_speakers"] = unique(split.val, "speaker")
     stamp["sizes"] = {name: len(part) for name, part in split.parts().items()}
+    if has_sessions and protocol in ("kfold", "holdout") and unit == "speaker" and not speaker_dependent:
+        stamp["sessions_shared_allowed"] = True
+    sentences = {r.sentence for r in split.train if r.sentence} & {r.sentence for r in split.test if r.sentence}
+    stamp["shared_sentences"] = bool(sentences)
     split.stamp = stamp
     check_split(split)
     if speaker_dependent:
@@ -215,14 +235,14 @@ def make_split(
     return split
 
 
-def _speaker_holdout(
-    records: Sequence[Utterance], speakers: list[str], fractions: tuple[float, float, float], seed: int
+def _group_holdout(
+    records: Sequence[Utterance], unit: str, groups: list[str], fractions: tuple[float, float, float], seed: int
 ) -> Split:
-    """Assigns shuffled speakers to test, validation, then train until each part's utterance share is met."""
-    counts = {s: 0 for s in speakers}
+    """Assigns shuffled speakers/sessions to test, validation, then train until each part's share is met."""
+    counts = {g: 0 for g in groups}
     for r in records:
-        counts[r.speaker] += 1
-    order = list(speakers)
+        counts[getattr(r, unit)] += 1
+    order = list(groups)
     random.Random(seed).shuffle(order)
     total = len(records)
     test, val = set(), set()
@@ -238,18 +258,24 @@ def _speaker_holdout(
         val.add(order[i])
         got += counts[order[i]]
         i += 1
-    train = [r for r in records if r.speaker not in test and r.speaker not in val]
-    return Split(train, _by(records, "speaker", val), _by(records, "speaker", test))
+    train = [r for r in records if getattr(r, unit) not in test and getattr(r, unit) not in val]
+    return Split(train, _by(records, unit, val), _by(records, unit, test))
 
 
 def check_split(split: Split) -> None:
-    """Raises if a split has an empty part or, when speaker-independent, shares speakers between parts.
+    """Raises if a split leaks: shared speakers, sessions or recordings between its parts, or an empty part.
+
+    * Speakers: no speaker in two parts of a speaker-independent split.
+    * Sessions (when the corpus has them): no session of the training part in validation or test, unless the
+      stamp allows it (``sessions_shared_allowed``: a speaker-grouped split asked for explicitly). Validation
+      and test may share a session (leave-one-speaker-out validates on the session partner).
+    * Recordings: the same file, or the same audio content (``checksum``), never in two parts.
 
     Args:
-        split: the split to check; its stamp's ``speaker_independent`` says what to enforce.
+        split: the split to check; its stamp says what to enforce.
 
     Raises:
-        LeakageError: an empty part, or a speaker found in two parts of a speaker-independent split.
+        LeakageError: naming what is shared and where.
     """
     parts = split.parts()
     for name, part in parts.items():
@@ -257,8 +283,8 @@ def check_split(split: Split) -> None:
             raise LeakageError(
                 f"the {name} part of {split.stamp.get('protocol')} fold {split.stamp.get('fold')} is empty"
             )
+    names = list(parts)
     if split.stamp.get("speaker_independent", True):
-        names = list(parts)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
                 shared = set(unique(parts[a], "speaker")) & set(unique(parts[b], "speaker"))
@@ -266,10 +292,20 @@ def check_split(split: Split) -> None:
                     raise LeakageError(
                         f"speaker(s) {sorted(shared)} appear in both {a} and {b} of a split stamped speaker-independent"
                     )
-    # The same audio file in two parts is leakage under any protocol.
-    seen: dict[str, str] = {}
-    for name, part in parts.items():
-        for r in part:
-            other = seen.setdefault(r.path, name)
-            if other != name:
-                raise LeakageError(f"{r.path} is in both {other} and {name}")
+        if not split.stamp.get("sessions_shared_allowed") and all(r.session for p in parts.values() for r in p):
+            train_sessions = {r.session for r in split.train}
+            for other in ("val", "test"):
+                shared = train_sessions & {r.session for r in parts[other]}
+                if shared:
+                    raise LeakageError(f"session(s) {sorted(shared)} appear in both train and {other}")
+    for key, what in (("path", "file"), ("checksum", "recording (same audio content)")):
+        seen: dict[str, tuple[str, str]] = {}
+        for name, part in parts.items():
+            for r in part:
+                value = getattr(r, key)
+                if not value:
+                    continue
+                other_part, other_path = seen.setdefault(value, (name, r.path))
+                if other_part != name:
+                    detail = r.path if key == "path" else f"{other_path} and {r.path}"
+                    raise LeakageError(f"the same {what} is in both {other_part} and {name}: {detail}")

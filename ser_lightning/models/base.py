@@ -217,7 +217,8 @@ class SERClassificationTask(pl.LightningModule, ABC):
         scheduler = self.scheduler_factory(optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch"},
+            # strict=False: runs without validation (limit_val_batches=0) warn instead of failing.
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch", "strict": False},
         }
 
     # -------------------------------------------------------------------------------------- inference
