@@ -219,3 +219,32 @@ def test_manifest_cache_is_reused_and_invalidated_by_a_changed_file(
     uncached = SyntheticDataModule(root=str(tiny_corpus.parent), size="tiny", cache_manifest=False)
     with pytest.raises(AssertionError, match="parsed again"):
         uncached.records()
+
+
+def write_avi(path: Path, audio: np.ndarray, rate: int) -> Path:
+    """An .avi with one PCM audio track, as eNTERFACE ships (video track omitted)."""
+    import av
+
+    with av.open(str(path), "w", format="avi") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate)
+        stream.layout = "mono"
+        pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)[None, :]
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def test_read_audio_decodes_the_audio_track_of_a_video_container(tmp_path: Path) -> None:
+    t = np.arange(48000) / 48000
+    tone = (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    avi = write_avi(tmp_path / "s1_an_1.avi", tone, 48000)
+    audio = read_audio(str(avi), 16000)
+    assert audio.shape == (16000,)
+    assert np.argmax(np.abs(np.fft.rfft(audio))) == pytest.approx(300, abs=1)
+    (tmp_path / "broken.avi").write_bytes(b"RIFF0000AVI junk")
+    with pytest.raises(AudioReadError, match="broken.avi"):
+        read_audio(str(tmp_path / "broken.avi"), 16000)

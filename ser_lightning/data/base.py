@@ -18,14 +18,20 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from ser_lightning.data.dataset import UtteranceDataset, WaveformTransform, collate_utterances
+from ser_lightning.data.dataset import (
+    VIDEO_SUFFIXES,
+    UtteranceDataset,
+    WaveformTransform,
+    collate_utterances,
+    read_av_audio,
+)
 from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ProtocolError
 from ser_lightning.data.manifest import Utterance, count_by, unique
 from ser_lightning.data.splits import Protocol, Split, make_split
 
 log = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", *VIDEO_SUFFIXES)
 MANIFEST_CACHE_VERSION = 1
 _HASH_SPAN = 1 << 20
 
@@ -164,6 +170,9 @@ class SERDataModule(LightningDataModule, ABC):
         Raises:
             AudioReadError: the file cannot be opened as audio.
         """
+        if str(path).lower().endswith(VIDEO_SUFFIXES):
+            audio, rate = read_av_audio(path)
+            return audio.shape[0] / rate if rate else 0.0
         try:
             info = sf.info(path)
         except Exception as err:
@@ -188,6 +197,21 @@ class SERDataModule(LightningDataModule, ABC):
     def configure_train_transform(self) -> WaveformTransform | None:
         """The waveform augmentation of the training split (none by default)."""
         return None
+
+    def make_dataset(self, split: str, records: list[Utterance]) -> Dataset:
+        """The dataset of one split (``train``, ``val``, ``test``, ``predict``).
+
+        The default yields class-labelled waveforms; corpora with other targets (e.g. RECOLA's continuous
+        arousal/valence) override this and :attr:`collate_fn`.
+        """
+        if split == "train":
+            segment = round(self.segment_seconds * self.sample_rate) if self.segment_seconds else None
+            return UtteranceDataset(
+                records, self.class_names, self.sample_rate, segment, augment=self.configure_train_transform()
+            )
+        return UtteranceDataset(records, self.class_names, self.sample_rate)
+
+    collate_fn = staticmethod(collate_utterances)
 
     # -------------------------------------------------------------------------------------------- derived
     @property
@@ -315,15 +339,7 @@ class SERDataModule(LightningDataModule, ABC):
                 stamp["sizes"],
                 stamp["test_speakers"],
             )
-        names = self.class_names
-        segment = round(self.segment_seconds * self.sample_rate) if self.segment_seconds else None
-        self.datasets = {
-            "train": UtteranceDataset(
-                self.split.train, names, self.sample_rate, segment, augment=self.configure_train_transform()
-            ),
-            "val": UtteranceDataset(self.split.val, names, self.sample_rate),
-            "test": UtteranceDataset(self.split.test, names, self.sample_rate),
-        }
+        self.datasets = {name: self.make_dataset(name, part) for name, part in self.split.parts().items()}
         if stage == "predict":
             self.datasets["predict"] = self._predict_dataset()
 
@@ -355,8 +371,7 @@ class SERDataModule(LightningDataModule, ABC):
         if not files:
             raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {self.predict_paths}")
         first = self.class_names[0]  # placeholder label: predict ignores it
-        records = [Utterance(str(p), first, "unknown", utt_id=p.stem) for p in files]
-        return UtteranceDataset(records, self.class_names, self.sample_rate)
+        return self.make_dataset("predict", [Utterance(str(p), first, "unknown", utt_id=p.stem) for p in files])
 
     # ---------------------------------------------------------------------------------------- dataloaders
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
@@ -385,7 +400,7 @@ class SERDataModule(LightningDataModule, ABC):
             shuffle=shuffle if sampler is None else False,
             sampler=sampler,
             num_workers=self.num_workers,
-            collate_fn=collate_utterances,
+            collate_fn=self.collate_fn,
             drop_last=training and len(dataset) > self.batch_size,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory and torch.cuda.is_available(),

@@ -17,6 +17,9 @@ from ser_lightning.data.manifest import Utterance
 
 log = logging.getLogger(__name__)
 
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm")
+"""Containers whose audio track is decoded with PyAV (FFmpeg libraries bundled in the wheel)."""
+
 WaveformTransform = Callable[[np.ndarray, int], np.ndarray]
 """A waveform augmentation: ``(samples float32 [n], sample_rate) -> samples``."""
 
@@ -25,7 +28,8 @@ def read_audio(path: str, sample_rate: int) -> np.ndarray:
     """Reads an audio file as mono float32 at ``sample_rate``.
 
     Args:
-        path: the audio file (any format libsndfile reads).
+        path: the audio file (any format libsndfile reads), or a video container (:data:`VIDEO_SUFFIXES`)
+            whose first audio track is decoded with PyAV.
         sample_rate: target sample rate; the file is resampled (torchaudio, band-limited sinc) if it differs.
 
     Returns:
@@ -35,7 +39,12 @@ def read_audio(path: str, sample_rate: int) -> np.ndarray:
         AudioReadError: the file cannot be read, is empty, or contains non-finite samples.
     """
     try:
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        if str(path).lower().endswith(VIDEO_SUFFIXES):
+            audio, rate = read_av_audio(path)
+        else:
+            audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except AudioReadError:
+        raise
     except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, OSError...
         raise AudioReadError(f"{path}: cannot read audio ({err})") from err
     if audio.shape[0] == 0:
@@ -46,6 +55,42 @@ def read_audio(path: str, sample_rate: int) -> np.ndarray:
     if rate != sample_rate:
         mono = _resample(np.ascontiguousarray(mono), rate, sample_rate)
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def read_av_audio(path: str) -> tuple[np.ndarray, int]:
+    """Decodes the first audio track of a container (e.g. eNTERFACE's ``.avi``) with PyAV.
+
+    Args:
+        path: the container file.
+
+    Returns:
+        ``(samples [frames, channels] float32, sample_rate)``.
+
+    Raises:
+        AudioReadError: the file has no audio track or cannot be decoded.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioReadError(f"{path}: the file has no audio track")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="fltp")
+            chunks = []
+            rate = stream.codec_context.sample_rate or stream.rate
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+    except AudioReadError:
+        raise
+    except Exception as err:  # av.error.FFmpegError and friends
+        raise AudioReadError(f"{path}: cannot decode the audio track ({err})") from err
+    if not chunks:
+        return np.zeros((0, 1), dtype=np.float32), int(rate or 0)
+    return np.concatenate(chunks, axis=1).T.astype(np.float32), int(rate)
 
 
 @lru_cache(maxsize=16)
