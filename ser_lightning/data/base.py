@@ -309,20 +309,23 @@ class SERDataModule(LightningDataModule, ABC):
         return checked
 
     # ----------------------------------------------------------------------------------------- lifecycle
+    def build_split(self) -> Split:
+        """The protocol's split of :meth:`records`, checked for leakage."""
+        return make_split(
+            self.records(),
+            protocol=self.protocol,
+            fold=self.fold,
+            k=self.num_folds,
+            seed=self.seed,
+            holdout_fractions=self.holdout_fractions,  # type: ignore[arg-type]
+            speaker_dependent=self.speaker_dependent,
+            group_by=self.group_by,
+        )
+
     def setup(self, stage: str | None = None) -> None:
         """Loads the manifest, makes the split, checks it for leakage, and builds the datasets."""
         if self.split is None:
-            records = self.records()
-            self.split = make_split(
-                records,
-                protocol=self.protocol,
-                fold=self.fold,
-                k=self.num_folds,
-                seed=self.seed,
-                holdout_fractions=self.holdout_fractions,  # type: ignore[arg-type]
-                speaker_dependent=self.speaker_dependent,
-                group_by=self.group_by,
-            )
+            self.split = self.build_split()
             stamp = self.describe()
             split_stamp = {
                 k: stamp[k]
@@ -354,6 +357,7 @@ class SERDataModule(LightningDataModule, ABC):
             "class_counts": {name: count_by(part, "label") for name, part in self.split.parts().items()},
             "num_speakers": {name: len(unique(part, "speaker")) for name, part in self.split.parts().items()},
             "skipped": {"count": len(self.skipped), "files": list(self.skipped)},
+            "dropped_labels": dict(getattr(self, "dropped", {}) or {}),
         }
 
     def _predict_dataset(self) -> Dataset:
