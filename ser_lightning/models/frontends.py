@@ -28,15 +28,17 @@ class FrontEnd(nn.Module):
         self.sample_rate = sample_rate
         self.win_length = round(sample_rate * win_ms / 1000)
         self.hop_length = round(sample_rate * hop_ms / 1000)
+        self.frame_length = self.win_length
+        """Samples one frame reads (the FFT size when it exceeds the window)."""
         self.pad_value = 0.0
 
     def num_frames(self, lengths: Tensor) -> Tensor:
         """Number of frames fully inside each utterance (at least 1)."""
-        return torch.clamp((lengths - self.win_length) // self.hop_length + 1, min=1)
+        return torch.clamp((lengths - self.frame_length) // self.hop_length + 1, min=1)
 
     def segment_samples(self, frames: int) -> int:
         """Samples spanned by ``frames`` consecutive frames."""
-        return (frames - 1) * self.hop_length + self.win_length
+        return (frames - 1) * self.hop_length + self.frame_length
 
     def compute(self, waveform: Tensor) -> Tensor:
         """Features of a ``[B, T]`` waveform (``T >= win_length``) as ``[B, 1, F, frames]``."""
@@ -56,8 +58,8 @@ class FrontEnd(nn.Module):
             raise ValueError(f"expected a [batch, samples] waveform, got shape {tuple(waveform.shape)}")
         if lengths is None:
             lengths = torch.full((waveform.shape[0],), waveform.shape[1], device=waveform.device)
-        if waveform.shape[1] < self.win_length:
-            waveform = nn.functional.pad(waveform, (0, self.win_length - waveform.shape[1]))
+        if waveform.shape[1] < self.frame_length:
+            waveform = nn.functional.pad(waveform, (0, self.frame_length - waveform.shape[1]))
         features = self.compute(waveform.float())
         frames = self.num_frames(lengths.to(features.device))
         steps = torch.arange(features.shape[-1], device=features.device)
@@ -97,6 +99,7 @@ class LogSpectrogram(FrontEnd):
         if not 0 < n_bins <= self.n_fft // 2 + 1:
             raise ValueError(f"n_bins must be in 1..{self.n_fft // 2 + 1} for n_fft={self.n_fft}, got {n_bins}")
         self.n_bins = n_bins
+        self.frame_length = self.n_fft
         self.floor = floor
         self.pad_value = math.log(floor)
         self.register_buffer("window", torch.hamming_window(self.win_length, periodic=False), persistent=False)
@@ -114,3 +117,73 @@ class LogSpectrogram(FrontEnd):
         )
         power = spec[:, : self.n_bins].abs().pow(2)
         return torch.log(power + self.floor).unsqueeze(1)
+
+
+class LogMel(FrontEnd):
+    """Log mel filterbank energies (e.g. seed 003: 40 bands, Hamming 25 ms / 10 ms).
+
+    Args:
+        sample_rate: sample rate of the input waveform.
+        n_mels: mel bands.
+        win_ms: window length in milliseconds.
+        hop_ms: hop in milliseconds.
+        n_fft: FFT size (default: the next power of two of the window).
+        f_min: lowest filter edge in Hz.
+        f_max: highest filter edge in Hz (default: Nyquist).
+        floor: energy floor before the logarithm.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_mels: int = 40,
+        win_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        n_fft: int | None = None,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        floor: float = 1e-6,
+    ) -> None:
+        super().__init__(sample_rate, win_ms, hop_ms)
+        import torchaudio
+
+        self.n_fft = n_fft or 1 << (self.win_length - 1).bit_length()
+        if self.n_fft < self.win_length:
+            raise ValueError(f"n_fft {self.n_fft} is shorter than the window ({self.win_length} samples)")
+        self.n_mels = n_mels
+        self.frame_length = self.n_fft
+        self.floor = floor
+        self.pad_value = math.log(floor)
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=self.n_fft,
+            win_length=self.win_length,
+            hop_length=self.hop_length,
+            f_min=f_min,
+            f_max=f_max,
+            n_mels=n_mels,
+            window_fn=torch.hamming_window,
+            wkwargs={"periodic": False},
+            center=False,
+            power=2.0,
+        )
+
+    def compute(self, waveform: Tensor) -> Tensor:
+        """Log mel energies ``[B, 1, n_mels, frames]``."""
+        return torch.log(self.mel(waveform) + self.floor).unsqueeze(1)
+
+
+class RawWaveform(FrontEnd):
+    """The waveform itself as ``[B, 1, 1, T]`` "features" (one frame per sample), for end-to-end models.
+
+    Args:
+        sample_rate: sample rate of the input waveform.
+    """
+
+    def __init__(self, sample_rate: int = 16000) -> None:
+        super().__init__(sample_rate, 1000.0 / sample_rate, 1000.0 / sample_rate)
+        self.win_length = self.hop_length = self.frame_length = 1
+
+    def compute(self, waveform: Tensor) -> Tensor:
+        """The waveform, shaped ``[B, 1, 1, T]``."""
+        return waveform[:, None, None, :]
