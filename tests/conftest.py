@@ -27,6 +27,12 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ["SER_LIGHTNING_CACHE"] = old
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs every test in its own temporary folder, so nothing (checkpoints, logs) lands in the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(_private_cache: Path) -> Path:
     """The tiny synthetic corpus, generated once per session."""

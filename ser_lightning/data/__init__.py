@@ -1,19 +1,29 @@
 """DataModules (one per corpus, over one base), manifests, protocols and datasets."""
 
 from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.crema_d import CREMADDataModule
 from ser_lightning.data.cross_corpus import CrossCorpusDataModule
+from ser_lightning.data.emodb import EMODBDataModule
 from ser_lightning.data.enterface import ENTERFACEDataModule
 from ser_lightning.data.generic import ManifestDataModule
+from ser_lightning.data.iemocap import IEMOCAPDataModule
 from ser_lightning.data.manifest import Utterance, read_manifest_csv
+from ser_lightning.data.msp_improv import MSPImprovDataModule
+from ser_lightning.data.ravdess import RAVDESSDataModule
 from ser_lightning.data.recola import RECOLADataModule
 from ser_lightning.data.splits import PROTOCOLS, Split, check_split, make_split
 from ser_lightning.data.synthetic import SyntheticDataModule
 
 __all__ = [
     "PROTOCOLS",
+    "CREMADDataModule",
     "CrossCorpusDataModule",
+    "EMODBDataModule",
     "ENTERFACEDataModule",
+    "IEMOCAPDataModule",
+    "MSPImprovDataModule",
     "ManifestDataModule",
+    "RAVDESSDataModule",
     "RECOLADataModule",
     "SERDataModule",
     "Split",

@@ -274,6 +274,8 @@ class SERDataModule(LightningDataModule, ABC):
             try:
                 payload = json.loads(cache.read_text())
                 self.skipped = payload["skipped"]
+                if payload.get("dropped"):
+                    self.dropped = payload["dropped"]
                 for item in self.skipped:
                     log.warning("skipping %s: %s", item["path"], item["reason"])
                 if self.skipped and self.strict:
@@ -304,7 +306,9 @@ class SERDataModule(LightningDataModule, ABC):
             cache.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
             with os.fdopen(fd, "w") as handle:
-                json.dump({"records": [asdict(r) for r in checked], "skipped": self.skipped}, handle)
+                payload = {"records": [asdict(r) for r in checked], "skipped": self.skipped,
+                           "dropped": dict(getattr(self, "dropped", {}) or {})}  # fmt: skip
+                json.dump(payload, handle)
             os.replace(tmp, cache)
         return checked
 

@@ -1,0 +1,311 @@
+"""CREMA-D: the Crowd-sourced Emotional Multimodal Actors Dataset (its audio, ``AudioWAV``)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from pathlib import Path
+from typing import Literal
+
+from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.errors import CorpusNotFoundError, ManifestError
+from ser_lightning.data.manifest import Utterance
+from ser_lightning.data.splits import Protocol
+
+log = logging.getLogger(__name__)
+
+AUDIO_FOLDER = "AudioWAV"
+DEMOGRAPHICS = "VideoDemographics.csv"
+
+EMOTIONS: dict[str, str] = {
+    "ANG": "angry",
+    "DIS": "disgust",
+    "FEA": "fearful",
+    "HAP": "happy",
+    "NEU": "neutral",
+    "SAD": "sad",
+}
+"""Emotion code (third field of a file name) -> class name, in the corpus' code order."""
+
+SENTENCES: dict[str, str] = {
+    "IEO": "It's eleven o'clock",
+    "TIE": "That is exactly what happened",
+    "IOM": "I'm on my way to the meeting",
+    "IWW": "I wonder what this is about",
+    "TAI": "The airplane is almost full",
+    "MTI": "Maybe tomorrow it will be cold",
+    "IWL": "I would like a new alarm clock",
+    "ITH": "I think I have a doctor's appointment",
+    "DFA": "Don't forget a jacket",
+    "ITS": "I think I've seen this before",
+    "TSI": "The surface is slick",
+    "WSI": "We'll stop in a couple of minutes",
+}
+"""The twelve sentence codes and their text."""
+
+LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified", "X": "unspecified"}
+"""Emotion level code -> ``extra["intensity"]``. ``X`` is the misspelt ``XX`` of ``1040_ITH_SAD_X.wav`` in copies
+made before the authors renamed it."""
+
+KNOWN_FAULTY: dict[str, str] = {
+    "1076_MTI_SAD_XX": "the clip holds no speech (a widely reported fault of the CREMA-D release)",
+}
+"""Clips of the release known to be unusable although their files are well-formed: utterance id -> reason."""
+
+ACTORS = range(1001, 1092)
+EXPECTED = f"{AUDIO_FOLDER}/AAAA_SSS_EEE_LL.wav files such as {AUDIO_FOLDER}/1001_DFA_ANG_XX.wav"
+_NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{1,2})$")
+_LFS_POINTER = b"version https://git-lfs"
+
+
+class CREMADDataModule(SERDataModule):
+    """CREMA-D audio: 91 actors (43 female, 48 male), 7,442 clips of 12 sentences in 6 emotions, 16 kHz.
+
+    ``root`` is the folder containing ``AudioWAV/`` (the release's top folder; ``AudioWAV/`` itself is accepted
+    too). Files are ``AudioWAV/AAAA_SSS_EEE_LL.wav``: actor (1001-1091), sentence code (see :data:`SENTENCES`),
+    emotion (ANG DIS FEA HAP NEU SAD), emotion level (LO MD HI, only for sentence IEO; XX unspecified).
+    ``VideoDemographics.csv`` next to ``AudioWAV/`` is optional; when present, each actor's sex, age, race and
+    ethnicity are kept in ``extra`` (``gender``, ``age``, ``race``, ``ethnicity``).
+
+    Classes, in code order: angry, disgust, fearful, happy, neutral, sad (the toolkit's shared vocabulary). The
+    label is the emotion the actor was asked to portray (the file name), not the raters' vote.
+
+    Parsing rules and known irregularities of the release:
+
+    * ``1076_MTI_SAD_XX.wav`` holds no speech (a widely reported fault; the file is full-length, so no header
+      check catches it): it is skipped by name (see :data:`KNOWN_FAULTY`), named and counted in
+      ``describe()["skipped"]`` like every skipped file.
+    * Clips whose audio is byte-identical (same content checksum) are one recording: when their labels differ
+      the label is ambiguous and every copy is skipped, otherwise the first is kept and the others skipped.
+      Copies of the release are reported to hold such pairs (e.g. ``1006_TIE_HAP_XX``/``1006_TIE_NEU_XX``);
+      left in, they would contradict each other's labels and leak across utterance-level splits.
+    * Empty or unreadable clips are skipped by the base's header probe.
+    * ``1040_ITH_SAD_X.wav`` (level ``X``) in copies made before the authors renamed it is read as ``XX``.
+    * A ``.wav`` whose name does not parse, or names an actor outside 1001-1091, a sentence code or a level the
+      corpus does not have, is skipped with a warning naming it (every skip is an error under ``strict``).
+    * An unknown emotion code raises :class:`~ser_lightning.data.errors.ManifestError` naming the file.
+    * A clone made without Git LFS holds pointer files instead of audio: that is reported as such.
+
+    Records: speaker = actor id (``1001``), no session (``kfold``/``holdout`` deal out speakers, ``loso``
+    validates on the next actor), sentence = sentence code (every actor speaks every sentence, which the split
+    stamps as ``shared_sentences``), ``extra["intensity"]`` = low/medium/high/unspecified.
+
+    Args:
+        root: the corpus folder (see above).
+        batch_size: training batch size (per device).
+        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
+        num_workers: DataLoader worker processes.
+        sample_rate: sample rate the audio is resampled to (the corpus is 16 kHz).
+        protocol: ``loso``, ``kfold`` or ``holdout`` (the corpus has no sessions, so no ``lsso``).
+        fold: which fold of the protocol.
+        num_folds: folds of ``kfold``.
+        holdout_fractions: train/validation/test fractions of ``holdout``.
+        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
+        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
+        seed: seed of the fold shuffles.
+        segment_seconds: random training crop length in seconds (``None``: whole utterances).
+        predict_paths: audio files or folders to predict on (default: the test split).
+        strict: fail on the first irregular, unreadable or empty audio file instead of skipping (and counting) it.
+        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
+        pin_memory: pin batches in page-locked memory.
+    """
+
+    corpus_name = "crema_d"
+    manifest_args = ("demographics_state",)
+
+    def __init__(
+        self,
+        root: str | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        sample_rate: int = 16000,
+        protocol: Protocol = "loso",
+        fold: int = 0,
+        num_folds: int = 5,
+        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
+        speaker_dependent: bool = False,
+        group_by: Literal["auto", "speaker", "session"] = "auto",
+        seed: int = 0,
+        segment_seconds: float | None = None,
+        predict_paths: list[str] | None = None,
+        strict: bool = False,
+        cache_manifest: bool = True,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__(
+            root=root,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            sample_rate=sample_rate,
+            protocol=protocol,
+            fold=fold,
+            num_folds=num_folds,
+            holdout_fractions=holdout_fractions,
+            speaker_dependent=speaker_dependent,
+            group_by=group_by,
+            seed=seed,
+            segment_seconds=segment_seconds,
+            predict_paths=predict_paths,
+            strict=strict,
+            cache_manifest=cache_manifest,
+            pin_memory=pin_memory,
+        )
+
+    @property
+    def class_names(self) -> list[str]:
+        """The six emotions, in code order (ANG DIS FEA HAP NEU SAD)."""
+        return list(EMOTIONS.values())
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        """Emotion code -> class."""
+        return dict(EMOTIONS)
+
+    def audio_dir(self) -> Path | None:
+        """The ``AudioWAV`` folder: ``root/AudioWAV``, or ``root`` itself when it is that folder."""
+        if not self.root:
+            return None
+        root = Path(self.root).expanduser()
+        if (root / AUDIO_FOLDER).is_dir():
+            return root / AUDIO_FOLDER
+        if root.is_dir() and root.name == AUDIO_FOLDER:
+            return root
+        return None
+
+    def demographics_file(self) -> Path | None:
+        """``VideoDemographics.csv`` next to ``AudioWAV/``, if it is there."""
+        audio = self.audio_dir()
+        if audio is None:
+            return None
+        path = audio.parent / DEMOGRAPHICS
+        return path if path.is_file() else None
+
+    @property
+    def demographics_state(self) -> tuple[str, int, int] | None:
+        """The demographics file's path, size and modification time (part of the manifest cache key)."""
+        path = self.demographics_file()
+        if path is None:
+            return None
+        stat = path.stat()
+        return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+    def corpus_root(self) -> Path | None:
+        """The ``AudioWAV`` folder (what the manifest cache fingerprints; the CSV is keyed by its state)."""
+        return self.audio_dir()
+
+    def read_demographics(self) -> dict[str, dict[str, str]]:
+        """Actor id -> ``extra`` fields from ``VideoDemographics.csv`` (empty when the file is absent).
+
+        Raises:
+            ManifestError: a required column (``ActorID``, ``Age``, ``Sex``) is missing or an actor id is not a
+                number (names the file and line).
+        """
+        path = self.demographics_file()
+        if path is None:
+            return {}
+        out: dict[str, dict[str, str]] = {}
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in ("ActorID", "Age", "Sex") if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ManifestError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
+            for line, row in enumerate(reader, start=2):
+                actor = (row.get("ActorID") or "").strip()
+                if not actor.isdigit():
+                    raise ManifestError(f"{path}:{line}: ActorID {actor!r} is not an actor number")
+                fields = {
+                    "gender": (row.get("Sex") or "").strip().lower(),
+                    "age": (row.get("Age") or "").strip(),
+                    "race": (row.get("Race") or "").strip(),
+                    "ethnicity": (row.get("Ethnicity") or "").strip(),
+                }
+                out[actor] = {k: v for k, v in fields.items() if v}
+        return out
+
+    def load_records(self) -> list[Utterance]:
+        """Parses ``AudioWAV``'s file names and the optional demographics (see the class docstring)."""
+        root = self.require_root(f"{AUDIO_FOLDER}/ ({EXPECTED}) and optionally {DEMOGRAPHICS}")
+        audio = self.audio_dir()
+        if audio is None:
+            raise CorpusNotFoundError(f"{root}: no CREMA-D {AUDIO_FOLDER}/ folder found; expected {EXPECTED}")
+        files = sorted(p for p in audio.iterdir() if p.is_file() and p.suffix.lower() == ".wav")
+        files = [p for p in files if not p.name.startswith(".")]
+        self._check_not_lfs_pointers(audio, files)
+        demographics = self.read_demographics()
+        records: list[Utterance] = []
+        for path in files:
+            match = _NAME.match(path.stem)
+            if match is None:
+                self.skip(path, "the name does not follow CREMA-D's AAAA_SSS_EEE_LL.wav")
+                continue
+            if path.stem in KNOWN_FAULTY:
+                self.skip(path, KNOWN_FAULTY[path.stem])
+                continue
+            actor, sentence, emotion, level = match.groups()
+            if int(actor) not in ACTORS:
+                self.skip(path, f"actor {actor} is outside CREMA-D's 1001-1091")
+                continue
+            if sentence not in SENTENCES:
+                self.skip(path, f"sentence code {sentence} is not one of {' '.join(SENTENCES)}")
+                continue
+            if level not in LEVELS:
+                self.skip(path, f"emotion level {level} is not one of LO MD HI XX")
+                continue
+            if emotion not in EMOTIONS:
+                raise ManifestError(f"{path}: unknown emotion code '{emotion}' (expected one of {' '.join(EMOTIONS)})")
+            records.append(
+                Utterance(
+                    path=str(path.resolve()),
+                    label=EMOTIONS[emotion],
+                    speaker=actor,
+                    sentence=sentence,
+                    corpus=self.corpus_name,
+                    utt_id=path.stem,
+                    extra={**demographics.get(actor, {}), "intensity": LEVELS[level]},
+                )
+            )
+        if not records:
+            raise CorpusNotFoundError(f"{audio}: no CREMA-D clip found; expected {EXPECTED}")
+        if demographics:
+            unknown = sorted({r.speaker for r in records} - set(demographics))
+            if unknown:
+                log.warning("CREMA-D: actors %s are not in %s (no sex/age for them)", unknown, DEMOGRAPHICS)
+        return records
+
+    def records(self) -> list[Utterance]:
+        """The checked clips (see the base), without byte-identical copies (see the class docstring)."""
+        records = super().records()
+        copies: dict[str, list[Utterance]] = {}
+        for record in records:
+            if record.checksum:
+                copies.setdefault(record.checksum, []).append(record)
+        drop: set[str] = set()
+        for group in copies.values():
+            if len(group) < 2:
+                continue
+            names = ", ".join(Path(r.path).name for r in group)
+            if len({r.label for r in group}) > 1:
+                for record in group:
+                    self.skip(record.path, f"byte-identical recordings under different labels ({names})")
+                    drop.add(record.path)
+            else:
+                for record in group[1:]:
+                    self.skip(record.path, f"a byte-identical copy of {Path(group[0].path).name}")
+                    drop.add(record.path)
+        return [r for r in records if r.path not in drop] if drop else records
+
+    @staticmethod
+    def _check_not_lfs_pointers(audio: Path, files: list[Path]) -> None:
+        """Raises when the first clip is a Git LFS pointer (a clone without ``git lfs``), not audio."""
+        if not files or files[0].stat().st_size > 1024:
+            return
+        with files[0].open("rb") as handle:
+            head = handle.read(len(_LFS_POINTER))
+        if head == _LFS_POINTER:
+            raise CorpusNotFoundError(
+                f"{audio}: the .wav files are Git LFS pointers, not audio (e.g. {files[0].name}); "
+                "fetch the audio with `git lfs pull` in the CREMA-D clone"
+            )

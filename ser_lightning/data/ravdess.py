@@ -1,0 +1,287 @@
+"""RAVDESS: the Ryerson Audio-Visual Database of Emotional Speech and Song (its audio-only speech part)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Literal
+
+from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.errors import CorpusNotFoundError, ManifestError
+from ser_lightning.data.manifest import Utterance
+from ser_lightning.data.splits import Protocol
+
+log = logging.getLogger(__name__)
+
+SPEECH_FOLDER = "Audio_Speech_Actors_01-24"
+"""The folder the audio-only speech release unpacks into (Kaggle's copy spells it in lower case)."""
+
+EMOTIONS: dict[str, str] = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
+"""Emotion code (third field of a file name) -> class name, in the corpus' own words and order."""
+
+LABEL_SETS: dict[str, tuple[str, ...]] = {
+    "8class": tuple(EMOTIONS.values()),
+    "7class": tuple(name for name in EMOTIONS.values() if name != "calm"),
+}
+"""The class sets, in label order. ``7class`` leaves calm out (seed 004: the seven emotions RAVDESS shares with
+IEMOCAP); calm utterances are dropped, not merged into neutral."""
+
+INTENSITIES = {"01": "normal", "02": "strong"}
+MODALITIES = {"01": "audio-video", "02": "video-only", "03": "audio-only"}
+VOCAL_CHANNELS = {"01": "speech", "02": "song"}
+TWO_WAY = ("01", "02")
+
+EXPECTED = (
+    f"{SPEECH_FOLDER}/Actor_01 .. Actor_24/03-01-EE-II-SS-RR-AA.wav (or the Actor_XX folders themselves, "
+    "as the release's zip unpacks them)"
+)
+_NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
+_ACTOR_DIR = re.compile(r"^Actor_(\d+)$")
+_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
+
+
+def _actor_dirs(folder: Path) -> list[tuple[int, Path]]:
+    """The ``Actor_XX`` subfolders of a folder with their actor numbers, sorted."""
+    found = ((_ACTOR_DIR.match(p.name), p) for p in folder.iterdir() if p.is_dir())
+    return sorted((int(match.group(1)), p) for match, p in found if match)
+
+
+class RAVDESSDataModule(SERDataModule):
+    """RAVDESS audio-only speech: 24 actors (12 female, 12 male), 1,440 utterances, 48 kHz.
+
+    Every actor speaks the same two statements ("Kids are talking by the door", "Dogs are sitting by the door"),
+    twice each, in eight emotions, all but neutral at two intensities: 60 files per actor. The audio is
+    resampled on loading to ``sample_rate``.
+
+    ``root`` is the folder holding ``Audio_Speech_Actors_01-24/`` (any letter case), that folder itself, or a
+    folder of ``Actor_XX/`` subfolders (the release's zips unpack straight into ``Actor_XX/``). Files are
+    ``Actor_XX/MM-VV-EE-II-SS-RR-AA.wav``: modality (01 audio-video, 02 video-only, 03 audio-only), vocal channel
+    (01 speech, 02 song), emotion (see :data:`EMOTIONS`), intensity (01 normal, 02 strong), statement (01/02),
+    repetition (01/02), actor (odd male, even female).
+
+    Parsing rules:
+
+    * Song files (vocal channel 02) and video files (modalities 01/02, ``.mp4``) are not speech audio: they are
+      left out silently (e.g. when the song and video zips were unpacked into the same ``Actor_XX`` folders) and
+      counted in :attr:`ignored` (``describe()["ignored_files"]``).
+    * A ``.wav`` whose name does not parse, or whose actor field disagrees with its ``Actor_XX`` folder, is
+      skipped with a warning naming it (counted in ``describe()["skipped"]``; an error under ``strict``).
+    * An emotion code outside 01-08 raises :class:`~ser_lightning.data.errors.ManifestError` naming the file.
+    * Utterances whose class is not in ``label_set`` (calm under ``7class``) are dropped and counted in
+      :attr:`dropped` (``describe()["dropped_labels"]``).
+
+    Records: speaker ``Actor_XX``, no session (``loso`` validates on the next speaker), sentence = statement id
+    (``01``/``02``; every speaker shares both, which the split stamps as ``shared_sentences``), ``extra`` =
+    gender, intensity, statement, repetition.
+
+    Args:
+        root: the corpus folder (see above).
+        label_set: ``8class`` (all eight emotions) or ``7class`` (without calm, seed 004).
+        batch_size: training batch size (per device).
+        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
+        num_workers: DataLoader worker processes.
+        sample_rate: sample rate the audio is resampled to (the corpus is recorded at 48 kHz).
+        protocol: ``loso``, ``kfold`` or ``holdout`` (the corpus has no sessions, so no ``lsso``).
+        fold: which fold of the protocol.
+        num_folds: folds of ``kfold``.
+        holdout_fractions: train/validation/test fractions of ``holdout``.
+        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
+        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
+        seed: seed of the fold shuffles.
+        segment_seconds: random training crop length in seconds (``None``: whole utterances).
+        predict_paths: audio files or folders to predict on (default: the test split).
+        strict: fail on the first irregular, unreadable or empty audio file instead of skipping (and counting) it.
+        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
+        pin_memory: pin batches in page-locked memory.
+    """
+
+    corpus_name = "ravdess"
+    manifest_args = ("label_set",)
+
+    def __init__(
+        self,
+        root: str | None = None,
+        label_set: Literal["8class", "7class"] = "8class",
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        sample_rate: int = 16000,
+        protocol: Protocol = "loso",
+        fold: int = 0,
+        num_folds: int = 5,
+        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
+        speaker_dependent: bool = False,
+        group_by: Literal["auto", "speaker", "session"] = "auto",
+        seed: int = 0,
+        segment_seconds: float | None = None,
+        predict_paths: list[str] | None = None,
+        strict: bool = False,
+        cache_manifest: bool = True,
+        pin_memory: bool = False,
+    ) -> None:
+        if label_set not in LABEL_SETS:
+            raise ValueError(f"unknown RAVDESS label_set {label_set!r}; expected one of {sorted(LABEL_SETS)}")
+        super().__init__(
+            root=root,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            sample_rate=sample_rate,
+            protocol=protocol,
+            fold=fold,
+            num_folds=num_folds,
+            holdout_fractions=holdout_fractions,
+            speaker_dependent=speaker_dependent,
+            group_by=group_by,
+            seed=seed,
+            segment_seconds=segment_seconds,
+            predict_paths=predict_paths,
+            strict=strict,
+            cache_manifest=cache_manifest,
+            pin_memory=pin_memory,
+        )
+        self.label_set = label_set
+        self.dropped: dict[str, int] = {}
+        """Utterances left out because their class is not in ``label_set``: class -> count."""
+        self.ignored: dict[str, int] = {}
+        """Files left out because they are not audio-only speech (``song``, ``video``) -> count."""
+        self._parsed = False
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classes of ``label_set``, in the corpus' emotion-code order."""
+        return list(LABEL_SETS[self.label_set])
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        """Emotion code -> class, for the codes ``label_set`` keeps."""
+        keep = set(self.class_names)
+        return {code: name for code, name in EMOTIONS.items() if name in keep}
+
+    def speech_dir(self) -> Path | None:
+        """The folder of ``Actor_XX`` subfolders under ``root`` (None when there is none)."""
+        if not self.root:
+            return None
+        root = Path(self.root).expanduser()
+        if not root.is_dir():
+            return None
+        for child in sorted(root.iterdir()):
+            if child.is_dir() and child.name.lower() == SPEECH_FOLDER.lower() and _actor_dirs(child):
+                return child
+        return root if _actor_dirs(root) else None
+
+    def corpus_root(self) -> Path | None:
+        """The speech folder (what the manifest cache fingerprints)."""
+        return self.speech_dir()
+
+    def records(self) -> list[Utterance]:
+        """The checked utterances (see the base); :attr:`dropped`/:attr:`ignored` are recounted on a cache hit."""
+        self._parsed = False
+        records = super().records()
+        if not self._parsed:  # answered from the manifest cache: recount what the parse leaves out (names only)
+            self._parse(report=False)
+        return records
+
+    def load_records(self) -> list[Utterance]:
+        """Parses the ``Actor_XX`` folders' file names (see the class docstring for the rules)."""
+        self.require_root(EXPECTED)
+        self._parsed = True
+        return self._parse(report=True)
+
+    def _parse(self, report: bool) -> list[Utterance]:
+        speech = self.speech_dir()
+        if speech is None:
+            raise CorpusNotFoundError(
+                f"{Path(str(self.root)).expanduser()}: no RAVDESS speech found; expected {EXPECTED}"
+            )
+        skip = self.skip if report else lambda path, reason: None
+        keep = set(self.class_names)
+        self.dropped, self.ignored = {}, {}
+        records: list[Utterance] = []
+        for folder_actor, folder in _actor_dirs(speech):
+            for path in sorted(folder.iterdir()):
+                suffix = path.suffix.lower()
+                if not path.is_file() or path.name.startswith(".") or suffix not in (".wav", *_VIDEO_SUFFIXES):
+                    continue
+                if suffix != ".wav":
+                    self.ignored["video"] = self.ignored.get("video", 0) + 1
+                    continue
+                match = _NAME.match(path.stem)
+                if match is None:
+                    skip(path, "the name does not follow RAVDESS' MM-VV-EE-II-SS-RR-AA.wav")
+                    continue
+                modality, channel, emotion, intensity, statement, repetition, actor = match.groups()
+                problem = self._field_problem(modality, channel, intensity, statement, repetition)
+                if problem:
+                    skip(path, problem)
+                    continue
+                if modality != "03":
+                    self.ignored["video"] = self.ignored.get("video", 0) + 1
+                    continue
+                if channel == "02":
+                    self.ignored["song"] = self.ignored.get("song", 0) + 1
+                    continue
+                if int(actor) != folder_actor:
+                    skip(path, f"its actor field {actor} disagrees with its folder {folder.name}")
+                    continue
+                if emotion not in EMOTIONS:
+                    expected = ", ".join(f"{c} {n}" for c, n in EMOTIONS.items())
+                    raise ManifestError(f"{path}: unknown emotion code '{emotion}' (expected one of {expected})")
+                label = EMOTIONS[emotion]
+                if label not in keep:
+                    self.dropped[label] = self.dropped.get(label, 0) + 1
+                    continue
+                records.append(
+                    Utterance(
+                        path=str(path.resolve()),
+                        label=label,
+                        speaker=f"Actor_{int(actor):02d}",
+                        sentence=statement,
+                        corpus=self.corpus_name,
+                        utt_id=path.stem,
+                        extra={
+                            "gender": "male" if int(actor) % 2 else "female",
+                            "intensity": INTENSITIES[intensity],
+                            "statement": statement,
+                            "repetition": repetition,
+                        },
+                    )
+                )
+        if report and (self.dropped or self.ignored):
+            log.info("ravdess: dropped labels %s; ignored non-speech files %s", self.dropped, self.ignored)
+        if report and not records:
+            raise CorpusNotFoundError(
+                f"{speech}: no audio-only speech file of the classes {self.class_names} found (ignored non-speech "
+                f"files: {self.ignored or 'none'}); expected {EXPECTED}"
+            )
+        return records
+
+    @staticmethod
+    def _field_problem(modality: str, channel: str, intensity: str, statement: str, repetition: str) -> str:
+        """Why a parsed name's fields are out of range ("" when they are fine)."""
+        for field, value, allowed in (
+            ("modality", modality, MODALITIES),
+            ("vocal channel", channel, VOCAL_CHANNELS),
+            ("intensity", intensity, INTENSITIES),
+            ("statement", statement, TWO_WAY),
+            ("repetition", repetition, TWO_WAY),
+        ):
+            if value not in allowed:
+                return f"{field} code {value} is not one of {', '.join(allowed)}"
+        return ""
+
+    def describe(self) -> dict[str, object]:
+        """The base's data stamp plus the non-speech files left out (``ignored_files``)."""
+        stamp = super().describe()
+        stamp["ignored_files"] = dict(self.ignored)
+        return stamp
