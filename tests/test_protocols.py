@@ -102,3 +102,42 @@ def test_describe_fails_a_leaky_configuration(tmp_path: Path, tiny_corpus: Path,
                               "--data.protocol", "loso", "--data.fold", "7"], capsys)  # fmt: skip
     assert code == 1
     assert out["leakage"]["ok"] is False and "same" in out["leakage"]["error"]
+
+
+REPLICAS = {
+    "iemocap.yaml": "iemocap/IEMOCAP_full_release",
+    "msp_improv.yaml": "msp_improv/MSP-IMPROV",
+    "ravdess.yaml": "ravdess",
+    "emodb.yaml": "emodb",
+    "crema_d.yaml": "crema_d",
+    "enterface.yaml": "enterface",
+    "synthetic.yaml": None,  # the embedded corpus (its tiny size stands in)
+    "synthetic_tiny.yaml": None,
+}
+NOT_CLASSIFICATION = {"recola.yaml", "synthetic_continuous.yaml"}  # regression targets (see the regression model)
+CROSS = {"cross_corpus_synthetic.yaml", "cross_corpus_iemocap_msp.yaml"}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (CONFIGS / "data").glob("*.yaml")))
+def test_every_data_yaml_composes_with_the_main_job_on_its_replica(
+    name: str, tmp_path: Path, _private_cache: Path
+) -> None:
+    if name in NOT_CLASSIFICATION:
+        pytest.skip("regression corpus: exercised by its own tests with the regression model")
+    replicas = Path(__file__).parent / "data"
+    args = ["fit", "--config", MAIN, "--data", str(CONFIGS / "data" / name)]
+    if name == "cross_corpus_iemocap_msp.yaml":
+        args += ["--data.init_args.source.init_args.root", str(replicas / REPLICAS["iemocap.yaml"]),
+                 "--data.init_args.target.init_args.root", str(replicas / REPLICAS["msp_improv.yaml"])]  # fmt: skip
+    elif name == "cross_corpus_synthetic.yaml":
+        args += ["--data.init_args.source.init_args.size", "tiny", "--data.init_args.target.init_args.size", "tiny"]
+    else:
+        assert name in REPLICAS, f"configs/data/{name} has no replica: add one under tests/data/ and map it here"
+        if REPLICAS[name] is None:
+            args += ["--data.init_args.size", "tiny", "--data.init_args.root", str(_private_cache)]
+        else:
+            args += ["--data.init_args.root", str(replicas / REPLICAS[name])]
+    cli = cli_main([*args, "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.enable_progress_bar",
+                    "false", "--trainer.fast_dev_run", "true", *SMALL])  # fmt: skip
+    assert cli.trainer.state.finished
+    assert cli.model.num_classes == cli.datamodule.num_classes

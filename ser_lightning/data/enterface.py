@@ -135,6 +135,11 @@ class ENTERFACEDataModule(SERDataModule):
         """The selected emotions, in label order."""
         return list(self.emotions)
 
+    @property
+    def label_map(self) -> dict[str, str]:
+        """Emotion folder / file-name code -> class name of the selected emotions."""
+        return {code: name for code, name in EMOTION_CODES.items() if name in self.emotions}
+
     def _subject_dirs(self, root: Path) -> list[tuple[int, Path]]:
         found = []
         for child in root.iterdir():

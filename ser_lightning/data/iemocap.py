@@ -163,6 +163,11 @@ class IEMOCAPDataModule(SERDataModule):
         """The label set's classes, in label order."""
         return list(CLASS_NAMES[self.label_set])
 
+    @property
+    def label_map(self) -> dict[str, str]:
+        """Label code -> class name of the selected label set (other codes are dropped)."""
+        return dict(LABEL_SETS[self.label_set])
+
     def _sessions(self, root: Path) -> list[Path]:
         """The session folders present under root, each checked for its label and audio folders."""
         present = [root / s for s in SESSIONS if (root / s).is_dir()]

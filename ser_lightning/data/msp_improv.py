@@ -153,6 +153,11 @@ class MSPImprovDataModule(SERDataModule):
         """angry, happy, neutral, sad."""
         return list(CLASS_NAMES)
 
+    @property
+    def label_map(self) -> dict[str, str]:
+        """Consensus category -> class name (O and X are dropped)."""
+        return dict(LABELS)
+
     def label_file(self, root: Path) -> Path:
         """The consensus label file: ``Evalution.txt`` or ``Evaluation.txt`` in root, else the first below it.
 
