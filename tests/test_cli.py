@@ -91,8 +91,11 @@ def test_typos_and_bad_choices_are_rejected(capsys: pytest.CaptureFixture[str]) 
     assert run_cli(["fit", "--config", MAIN, "--model.init_args.num_clases", "3", "--print_config"]) != 0
 
 
-def test_fit_fast_dev_run(tmp_path: Path, tiny_corpus: Path) -> None:
-    cli = main(["fit", *common(tmp_path, tiny_corpus.parent), "--trainer.fast_dev_run", "true"])
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_fit_fast_dev_run(tmp_path: Path, tiny_corpus: Path, precision: str) -> None:
+    cli = main(["fit", *common(tmp_path, tiny_corpus.parent), "--trainer.fast_dev_run", "true",
+                "--trainer.precision", precision])  # fmt: skip
+    assert cli.trainer.precision == precision
     assert isinstance(cli.model, DenseHighway)
     assert cli.model.num_classes == cli.datamodule.num_classes == 4
     assert cli.model.class_names == ["neutral", "happy", "angry", "sad"]
@@ -182,3 +185,14 @@ def test_wandb_logger_runs_offline(tmp_path: Path, tiny_corpus: Path, monkeypatc
     assert isinstance(cli.trainer.logger, WandbLogger)
     cli.trainer.logger.experiment.finish()
     assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline W&B run was written"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
+def test_fit_on_gpu_with_mixed_precision(tmp_path: Path, tiny_corpus: Path, precision: str) -> None:
+    cli = main(["fit", *common(tmp_path, tiny_corpus.parent), "--trainer.accelerator", "gpu", "--trainer.devices", "1",
+                "--trainer.precision", precision, "--trainer.max_epochs", "1"])  # fmt: skip
+    results = json.loads((Path(cli.trainer.log_dir) / "results.json").read_text())
+    assert 0.0 <= results["test_ua"] <= 1.0
+    assert next(cli.model.parameters()).device.type == "cuda"
