@@ -1,6 +1,22 @@
 """LightningModules (architectures on the shared classification base), front-ends and pure networks."""
 
 from ser_lightning.models.base import HalveLROnPlateau, SERClassificationTask, mixup
+from ser_lightning.models.baselines import CNN, CNNLSTM, DenseNet, DenseNetLSTM
+from ser_lightning.models.cnn_bilstm_mlp import CNNBiLSTMMLP
 from ser_lightning.models.dense_highway import DenseHighway
+from ser_lightning.models.emoaugnet import EmoAugNet
+from ser_lightning.models.rblstm_etransformer import RBLSTMETransformer
 
-__all__ = ["DenseHighway", "HalveLROnPlateau", "SERClassificationTask", "mixup"]
+__all__ = [
+    "CNN",
+    "CNNLSTM",
+    "CNNBiLSTMMLP",
+    "DenseHighway",
+    "DenseNet",
+    "DenseNetLSTM",
+    "EmoAugNet",
+    "HalveLROnPlateau",
+    "RBLSTMETransformer",
+    "SERClassificationTask",
+    "mixup",
+]

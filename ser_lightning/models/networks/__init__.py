@@ -1,5 +1,19 @@
 """Pure ``nn.Module`` networks: usable, testable and exportable without Lightning."""
 
+from ser_lightning.models.networks.baselines import SpectrogramCNN, SpectrogramDenseNet
+from ser_lightning.models.networks.cnn_bilstm_mlp import CNNBiLSTMMLPNet
 from ser_lightning.models.networks.dense_highway import DenseBlock, DenseHighwayNet, HighwayLayer, Transition
+from ser_lightning.models.networks.emoaugnet import EmoAugConvLSTMNet
+from ser_lightning.models.networks.rblstm_etransformer import RBLSTMETransformerNet
 
-__all__ = ["DenseBlock", "DenseHighwayNet", "HighwayLayer", "Transition"]
+__all__ = [
+    "CNNBiLSTMMLPNet",
+    "DenseBlock",
+    "DenseHighwayNet",
+    "EmoAugConvLSTMNet",
+    "HighwayLayer",
+    "RBLSTMETransformerNet",
+    "SpectrogramCNN",
+    "SpectrogramDenseNet",
+    "Transition",
+]

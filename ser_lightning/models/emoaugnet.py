@@ -1,0 +1,99 @@
+"""EmoAugNet: seed 004's Conv1D-LSTM on frame-major ZCR/RMS/MFCC sequences."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from ser_lightning.models.base import HalveLROnPlateau, SERClassificationTask
+from ser_lightning.models.frontends import FrontEnd
+from ser_lightning.models.frontends_emoaugnet import ZcrRmsMfcc
+from ser_lightning.models.networks.emoaugnet import EmoAugConvLSTMNet
+
+
+class EmoAugNet(SERClassificationTask):
+    """EmoAugNet (seed 004 §IV): ZCR + RMS + 20 MFCCs per frame, flattened, through a Conv1D-LSTM network.
+
+    Front-end: :class:`~ser_lightning.models.frontends_emoaugnet.ZcrRmsMfcc` (librosa's defaults: frames of 2048
+    samples every 512, centred, at 22.05 kHz). Network:
+    :class:`~ser_lightning.models.networks.emoaugnet.EmoAugConvLSTMNet` (Table I, 1,149,511 parameters for 7
+    classes in Keras' count).
+
+    Input length: the paper classifies a fixed 2.5 s clip per file (108 frames, 2376 values), so
+    ``segment_frames = 108``. The base pads shorter utterances with ``pad_value = 0`` features; longer ones are
+    trained on random 108-frame crops and evaluated by averaging the posteriors of their 108-frame segments
+    (the paper truncates them to one clip instead). The paper's waveform augmentation (noise, pitch shift,
+    time stretch, shift — §III) belongs to the DataModule's training transform, not to this model.
+
+    Training in the paper: Adam-style learning rate 1e-3, reduced when validation accuracy stalls, early
+    stopping (§V) — the base's defaults (Adam 1e-3, halving on a ``val_ua`` plateau) and the config's
+    EarlyStopping callback.
+
+    Args:
+        num_classes: number of classes (linked from the DataModule).
+        class_names: class names (linked from the DataModule).
+        optimizer: optimizer factory (default Adam, lr 1e-3 as in §V).
+        lr_scheduler: scheduler factory (default: halve the LR after 5 epochs without a better ``val_ua``).
+        mixup_alpha: mixup on the feature segments; 0 disables it (the paper uses none).
+        segment_frames: frames per segment (108 = 2.5 s at 22.05 kHz, the paper's 2376 / 22).
+        eval_segment_hop: hop between evaluation segments (default: ``segment_frames``).
+        eval_max_segments: segments per network call during evaluation.
+        sample_rate: sample rate of the input audio (linked from the DataModule; 22050 in the paper).
+        frame_length: analysis frame in samples (librosa's 2048).
+        hop_length: hop in samples (librosa's 512).
+        n_mfcc: MFCCs per frame (20).
+        activation: activation of the convolutions: ``relu`` (best on RAVDESS) or ``elu`` (best on IEMOCAP).
+        dense_activation: activation of the hidden Dense layers (ELU in the paper).
+        dropout: rate of every Dropout layer (not given in the paper).
+        input_norm: standardise each feature row (running statistics) before the network.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 4,
+        class_names: list[str] | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable = HalveLROnPlateau,
+        mixup_alpha: float = 0.0,
+        segment_frames: int = 108,
+        eval_segment_hop: int | None = None,
+        eval_max_segments: int = 256,
+        sample_rate: int = 22050,
+        frame_length: int = 2048,
+        hop_length: int = 512,
+        n_mfcc: int = 20,
+        activation: Literal["relu", "elu"] = "relu",
+        dense_activation: Literal["relu", "elu"] = "elu",
+        dropout: float = 0.2,
+        input_norm: bool = True,
+    ) -> None:
+        super().__init__(
+            num_classes,
+            class_names,
+            optimizer,
+            lr_scheduler,
+            mixup_alpha,
+            segment_frames,
+            eval_segment_hop,
+            eval_max_segments,
+        )
+
+    def configure_frontend(self) -> FrontEnd:
+        """ZCR, RMS and MFCCs per centred frame (librosa semantics)."""
+        a = self.hparams
+        return ZcrRmsMfcc(a["sample_rate"], a["frame_length"], a["hop_length"], n_mfcc=a["n_mfcc"])
+
+    def configure_network(self) -> nn.Module:
+        """The pure Conv1D-LSTM network of Table I."""
+        a = self.hparams
+        return EmoAugConvLSTMNet(
+            self.num_classes,
+            n_features=2 + a["n_mfcc"],
+            activation=a["activation"],
+            dense_activation=a["dense_activation"],
+            dropout=a["dropout"],
+            input_norm=a["input_norm"],
+        )
