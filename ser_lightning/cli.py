@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -16,7 +16,6 @@ import ser_lightning.callbacks
 import ser_lightning.data
 import ser_lightning.models
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.models.base import SERClassificationTask
 
 log = logging.getLogger("ser_lightning")
 
@@ -94,7 +93,7 @@ def main(args: list[str] | None = None) -> Any:
     if "WANDB_API_KEY" not in os.environ and "WANDB_MODE" not in os.environ:
         os.environ["WANDB_MODE"] = "offline"
     return SERLightningCLI(
-        SERClassificationTask,
+        LightningModule,  # SERClassificationTask or SERRegressionTask subclasses
         SERDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,

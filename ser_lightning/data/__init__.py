@@ -13,6 +13,7 @@ from ser_lightning.data.ravdess import RAVDESSDataModule
 from ser_lightning.data.recola import RECOLADataModule
 from ser_lightning.data.splits import PROTOCOLS, Split, check_split, make_split
 from ser_lightning.data.synthetic import SyntheticDataModule
+from ser_lightning.data.synthetic_continuous import SyntheticContinuousDataModule
 
 __all__ = [
     "PROTOCOLS",
@@ -27,6 +28,7 @@ __all__ = [
     "RECOLADataModule",
     "SERDataModule",
     "Split",
+    "SyntheticContinuousDataModule",
     "SyntheticDataModule",
     "Utterance",
     "check_split",

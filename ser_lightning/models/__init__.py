@@ -5,18 +5,24 @@ from ser_lightning.models.baselines import CNN, CNNLSTM, DenseNet, DenseNetLSTM
 from ser_lightning.models.cnn_bilstm_mlp import CNNBiLSTMMLP
 from ser_lightning.models.dense_highway import DenseHighway
 from ser_lightning.models.emoaugnet import EmoAugNet
+from ser_lightning.models.end_to_end import EndToEndRegressor
 from ser_lightning.models.rblstm_etransformer import RBLSTMETransformer
+from ser_lightning.models.regression import CCCLoss, SERRegressionTask, masked_ccc
 
 __all__ = [
     "CNN",
     "CNNLSTM",
+    "CCCLoss",
     "CNNBiLSTMMLP",
     "DenseHighway",
     "DenseNet",
     "DenseNetLSTM",
     "EmoAugNet",
+    "EndToEndRegressor",
     "HalveLROnPlateau",
     "RBLSTMETransformer",
     "SERClassificationTask",
+    "SERRegressionTask",
+    "masked_ccc",
     "mixup",
 ]

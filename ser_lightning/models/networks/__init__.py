@@ -4,6 +4,7 @@ from ser_lightning.models.networks.baselines import SpectrogramCNN, SpectrogramD
 from ser_lightning.models.networks.cnn_bilstm_mlp import CNNBiLSTMMLPNet
 from ser_lightning.models.networks.dense_highway import DenseBlock, DenseHighwayNet, HighwayLayer, Transition
 from ser_lightning.models.networks.emoaugnet import EmoAugConvLSTMNet
+from ser_lightning.models.networks.end_to_end import EndToEndNet
 from ser_lightning.models.networks.rblstm_etransformer import RBLSTMETransformerNet
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "DenseBlock",
     "DenseHighwayNet",
     "EmoAugConvLSTMNet",
+    "EndToEndNet",
     "HighwayLayer",
     "RBLSTMETransformerNet",
     "SpectrogramCNN",

@@ -1,0 +1,173 @@
+"""The embedded synthetic corpus with continuous arousal/valence targets every 40 ms (RECOLA-shaped batches)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from ser_lightning.data.dataset import WaveformTransform
+from ser_lightning.data.manifest import Utterance
+from ser_lightning.data.recola import TARGETS, ContinuousDataset, Target, collate_continuous
+from ser_lightning.data.splits import Protocol
+from ser_lightning.data.synthetic import SyntheticDataModule
+
+
+class ConstantTargetDataset(ContinuousDataset):
+    """:class:`~ser_lightning.data.recola.ContinuousDataset` whose targets are per-utterance constants.
+
+    The value of target ``t`` is ``float(record.extra[t])`` on every frame that overlaps the utterance's audio
+    (0 when the record has no such value, e.g. files given to ``predict``). Cropping, reading and the item
+    layout are RECOLA's.
+
+    Args:
+        records: the utterances of one split.
+        target_names: the targets, in column order (manifest columns, e.g. ``arousal``, ``valence``).
+        sample_rate: sample rate of the returned waveforms.
+        target_rate_hz: frame rate of the targets.
+        segment_seconds: if given, utterances longer than this are randomly cropped to it (training only).
+        augment: a length-preserving waveform augmentation (training only).
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Utterance],
+        target_names: Sequence[str],
+        sample_rate: int,
+        target_rate_hz: float = 25.0,
+        segment_seconds: float | None = None,
+        augment: WaveformTransform | None = None,
+    ) -> None:
+        # The records name no rating files, so the base reads none; the constant targets replace them.
+        super().__init__(records, target_names, sample_rate, target_rate_hz, segment_seconds, augment)
+        self.targets = [self._constant_targets(r) for r in self.records]
+
+    def _constant_targets(self, record: Utterance) -> np.ndarray:
+        values = np.asarray([float(record.extra.get(name) or 0.0) for name in self.target_names], dtype=np.float32)
+        # One frame more than the manifest's (rounded) duration implies; __getitem__ cuts to the audio read.
+        frames = math.ceil(record.duration * self.target_rate_hz - 1e-6) + 1 if record.duration > 0 else 0
+        return np.repeat(values[None, :], frames, axis=0)
+
+
+class SyntheticContinuousDataModule(SyntheticDataModule):
+    """The embedded synthetic corpus (eSpeak NG) for regression: continuous arousal and valence every 40 ms.
+
+    The same utterances, speakers and protocols as :class:`~ser_lightning.data.SyntheticDataModule`; each
+    emotion profile of the synthesiser has an arousal and a valence value in ``[-1, 1]`` (neutral 0/0, happy
+    0.6/0.8, angry 0.8/-0.6, sad -0.6/-0.7, ...), written to the manifest's ``arousal``/``valence`` columns.
+    The targets of an utterance are that value on every ``1 / target_rate_hz`` frame of its audio, so batches
+    have RECOLA's layout (:func:`~ser_lightning.data.recola.collate_continuous`: ``targets`` ``[B, frames, K]``,
+    ``target_length``) and :attr:`class_names` names the targets. Training crops (``segment_seconds``) start on
+    a frame boundary with their targets cropped alike; evaluation uses whole utterances.
+
+    Args:
+        root: cache folder for the generated corpus (default: ``$SER_LIGHTNING_CACHE`` or
+            ``~/.cache/ser_lightning``).
+        size: ``tiny`` (tests), ``default`` (the main job) or ``large``.
+        voice_set: speaker/language set (``en`` or ``de``).
+        emotions: the emotion profiles to generate (default: neutral, happy, angry, sad).
+        corpus_seed: seed of the corpus' generation.
+        targets: the continuous targets, in column order (default: arousal, valence).
+        target_rate_hz: frame rate of the targets (25 Hz: RECOLA's 40 ms).
+        batch_size: training batch size (per device).
+        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
+        num_workers: DataLoader worker processes.
+        sample_rate: sample rate the audio is resampled to (the corpus is written at 16 kHz).
+        protocol: ``loso``, ``lsso``, ``kfold`` or ``holdout``.
+        fold: which fold of the protocol.
+        num_folds: folds of ``kfold``.
+        holdout_fractions: train/validation/test fractions of ``holdout``.
+        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
+        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
+        seed: seed of the fold shuffles.
+        segment_seconds: random training crop length in seconds, rounded to whole target frames (``None``:
+            whole utterances).
+        predict_paths: audio files or folders to predict on (default: the test split).
+        strict: fail on the first unreadable/empty audio file instead of skipping (and counting) it.
+        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
+        pin_memory: pin batches in page-locked memory.
+    """
+
+    manifest_args = ("targets",)
+
+    def __init__(
+        self,
+        root: str | None = None,
+        size: Literal["tiny", "default", "large"] = "default",
+        voice_set: Literal["en", "de"] = "en",
+        emotions: list[str] | None = None,
+        corpus_seed: int = 0,
+        targets: list[Target] | None = None,
+        target_rate_hz: float = 25.0,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        sample_rate: int = 16000,
+        protocol: Protocol = "loso",
+        fold: int = 0,
+        num_folds: int = 5,
+        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
+        speaker_dependent: bool = False,
+        group_by: Literal["auto", "speaker", "session"] = "auto",
+        seed: int = 0,
+        segment_seconds: float | None = None,
+        predict_paths: list[str] | None = None,
+        strict: bool = False,
+        cache_manifest: bool = True,
+        pin_memory: bool = False,
+    ) -> None:
+        selected = list(targets) if targets else list(TARGETS)
+        unknown = [t for t in selected if t not in TARGETS]
+        if unknown:
+            raise ValueError(f"unknown target(s) {unknown}; the synthetic corpus has {list(TARGETS)}")
+        if len(set(selected)) != len(selected):
+            raise ValueError(f"targets has duplicates: {selected}")
+        if not target_rate_hz > 0:
+            raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
+        super().__init__(
+            root=root,
+            size=size,
+            voice_set=voice_set,
+            emotions=emotions,
+            corpus_seed=corpus_seed,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            sample_rate=sample_rate,
+            protocol=protocol,
+            fold=fold,
+            num_folds=num_folds,
+            holdout_fractions=holdout_fractions,
+            speaker_dependent=speaker_dependent,
+            group_by=group_by,
+            seed=seed,
+            segment_seconds=segment_seconds,
+            predict_paths=predict_paths,
+            strict=strict,
+            cache_manifest=cache_manifest,
+            pin_memory=pin_memory,
+        )
+        self.targets = selected
+        self.target_rate_hz = float(target_rate_hz)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The target names, in column order (linked into the model as its outputs)."""
+        return list(self.targets)
+
+    def make_dataset(self, split: str, records: list[Utterance]) -> Dataset:
+        """Waveforms with constant per-frame targets; training crops of ``segment_seconds``."""
+        training = split == "train"
+        return ConstantTargetDataset(
+            records,
+            self.targets,
+            self.sample_rate,
+            self.target_rate_hz,
+            segment_seconds=self.segment_seconds if training else None,
+            augment=self.configure_train_transform() if training else None,
+        )
+
+    collate_fn = staticmethod(collate_continuous)

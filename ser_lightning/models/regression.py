@@ -1,0 +1,329 @@
+"""The regression base: continuous targets (e.g. arousal, valence) every frame, a CCC loss and CCC metrics."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics import SumMetric
+from torchmetrics.regression import ConcordanceCorrCoef
+
+from ser_lightning.models.base import HalveLROnPlateau
+from ser_lightning.models.frontends import FrontEnd
+from ser_lightning.results import run_dir, update_results
+
+log = logging.getLogger(__name__)
+
+
+def masked_ccc(preds: Tensor, target: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tensor:
+    """Concordance correlation coefficient of each target over the valid frames of a batch, pooled.
+
+    ``rho_c = 2 cov(x, y) / (var(x) + var(y) + (mean(x) - mean(y))^2)`` with the unbiased (``n - 1``)
+    estimators, as torchmetrics' :class:`~torchmetrics.regression.ConcordanceCorrCoef` computes it; all valid
+    frames of all utterances of the batch are pooled into one series per target (a per-utterance CCC is
+    undefined when an utterance's target is constant, as on the synthetic corpus).
+
+    Args:
+        preds: ``[B, N, K]`` (or ``[M, K]``) predictions.
+        target: targets of the same shape.
+        mask: ``[B, N]`` (or ``[M]``) booleans, true on valid frames (default: all).
+        eps: added to the denominator, so that constant series give 0 instead of NaN.
+
+    Returns:
+        ``[K]`` CCC per target.
+    """
+    if preds.shape != target.shape:
+        raise ValueError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ in shape")
+    k = preds.shape[-1]
+    x = preds.reshape(-1, k).float()
+    y = target.reshape(-1, k).float()
+    if mask is not None:
+        keep = mask.reshape(-1)
+        x, y = x[keep], y[keep]
+    n = x.shape[0]
+    if n < 2:
+        return torch.zeros(k, device=preds.device)
+    mean_x, mean_y = x.mean(0), y.mean(0)
+    dx, dy = x - mean_x, y - mean_y
+    var_x = dx.pow(2).sum(0) / (n - 1)
+    var_y = dy.pow(2).sum(0) / (n - 1)
+    cov = (dx * dy).sum(0) / (n - 1)
+    return 2.0 * cov / (var_x + var_y + (mean_x - mean_y).pow(2) + eps)
+
+
+class CCCLoss(nn.Module):
+    """``1 - CCC`` over the valid frames, averaged over targets (seed 001 §3.2.2; Trigeorgis et al.).
+
+    Args:
+        eps: added to the CCC's denominator (see :func:`masked_ccc`).
+    """
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, preds: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The loss of ``[B, N, K]`` predictions and targets over the frames where ``mask`` (``[B, N]``) is true."""
+        return 1.0 - masked_ccc(preds, target, mask, self.eps).mean()
+
+
+def _metric_name(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_]+", "_", name)
+
+
+class SERRegressionTask(pl.LightningModule, ABC):
+    """Base LightningModule of every continuous (dimensional) emotion regressor.
+
+    The sibling of :class:`~ser_lightning.models.base.SERClassificationTask`: the model owns its front-end, the
+    network maps the features of a (zero-padded) batch of waveforms to per-frame predictions on the target
+    grid (``target_rate_hz``, e.g. RECOLA's 25 Hz: frame ``i`` covers ``[i / rate, (i + 1) / rate)``), i.e.
+    ``[B, frames, num_classes]``. Each utterance has ``ceil(length * rate / sample_rate)`` frames (those that
+    overlap its audio); frames past that, and past the batch's ``target_length``, are ignored by the loss and
+    the metrics.
+
+    Training uses the DataModule's random crops (waveform and targets cropped together); validation and test
+    run on whole recordings. The loss is ``1 - CCC`` pooled over the batch's valid frames, averaged over
+    targets; the metrics are torchmetrics' CCC over all valid frames of the split (``{stage}_ccc``, the mean
+    over targets, and ``{stage}_ccc_<target>``), synchronised across processes. After testing,
+    ``results.json`` in the run folder holds the CCC of every target.
+
+    Subclasses implement :meth:`configure_frontend` and :meth:`configure_network` (reading their arguments from
+    ``self.hparams``); they may override :meth:`configure_losses` and :meth:`configure_metrics`.
+
+    Args:
+        num_classes: number of targets (linked from the DataModule by the CLI).
+        class_names: target names, e.g. ``["arousal", "valence"]`` (linked from the DataModule).
+        optimizer: optimizer factory (default Adam, learning rate 1e-3).
+        lr_scheduler: scheduler factory (default: halve the learning rate when ``val_ccc`` has not improved for
+            5 epochs).
+        target_rate_hz: frame rate of the targets (and of the network's outputs).
+    """
+
+    monitor = "val_ccc"
+
+    def __init__(
+        self,
+        num_classes: int = 2,
+        class_names: list[str] | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable = HalveLROnPlateau,
+        target_rate_hz: float = 25.0,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes (the number of targets) must be at least 1, got {num_classes}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} target names given for {num_classes} targets")
+        if not target_rate_hz > 0:
+            raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names else [f"target_{i}" for i in range(num_classes)]
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.target_rate_hz = float(target_rate_hz)
+        self.frontend = self.configure_frontend()
+        self.network = self.configure_network()
+        self.configure_losses()
+        self.configure_metrics()
+        self._test_started = 0.0
+
+    # ------------------------------------------------------------------------------------------ hooks
+    @abstractmethod
+    def configure_frontend(self) -> FrontEnd:
+        """Builds the feature front-end."""
+
+    @abstractmethod
+    def configure_network(self) -> nn.Module:
+        """Builds the network: ``[B, 1, F, T]`` features -> ``[B, frames, num_classes]`` per-frame predictions."""
+
+    def configure_losses(self) -> None:
+        """Sets ``self.criterion``: ``1 - CCC`` over the valid frames, averaged over targets."""
+        self.criterion = CCCLoss()
+
+    def configure_metrics(self) -> None:
+        """CCC per target for each stage (torchmetrics states: exact over the split, synchronised under DDP)."""
+        self.train_ccc = ConcordanceCorrCoef(num_outputs=self.num_classes)
+        self.val_ccc = ConcordanceCorrCoef(num_outputs=self.num_classes)
+        self.test_ccc = ConcordanceCorrCoef(num_outputs=self.num_classes)
+        self.test_frames = SumMetric()
+        self.test_utterances = SumMetric()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """The injected optimizer, and the scheduler monitoring ``val_ccc`` once per epoch."""
+        optimizer = self.optimizer_factory(self.parameters())
+        scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch", "strict": False},
+        }
+
+    # -------------------------------------------------------------------------------------- inference
+    def target_frames(self, lengths: Tensor) -> Tensor:
+        """Frames of the target grid that overlap each utterance's ``lengths`` samples (at least 1)."""
+        samples_per_frame = self.frontend.sample_rate / self.target_rate_hz
+        return torch.clamp(torch.ceil(lengths.double() / samples_per_frame - 1e-6).long(), min=1)
+
+    def frame_predictions(self, waveform: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Per-frame predictions of a batch and each utterance's number of frames.
+
+        Args:
+            waveform: ``[B, T]`` float waveforms, zero-padded.
+            lengths: ``[B]`` valid samples (default: all).
+
+        Returns:
+            ``(predictions [B, N, num_classes], frames [B])`` with ``N = max(frames)``. A network giving more
+            frames is cut to ``N``; one giving fewer has its last frame repeated.
+        """
+        if lengths is None:
+            lengths = torch.full((waveform.shape[0],), waveform.shape[1], device=waveform.device)
+        features, _ = self.frontend(waveform, lengths)
+        preds = self.network(features)
+        frames = self.target_frames(lengths.to(preds.device))
+        wanted = int(frames.max())
+        if preds.shape[1] > wanted:
+            preds = preds[:, :wanted]
+        elif preds.shape[1] < wanted:
+            preds = nn.functional.pad(preds.transpose(1, 2), (0, wanted - preds.shape[1]), mode="replicate")
+            preds = preds.transpose(1, 2)
+        return preds, frames
+
+    def forward(self, waveform: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Per-frame predictions of raw waveforms.
+
+        Args:
+            waveform: ``[B, T]`` float waveforms at the front-end's sample rate, zero-padded.
+            lengths: ``[B]`` valid samples (default: all).
+
+        Returns:
+            ``[B, N, num_classes]`` predictions on the target grid; frames past an utterance's end are 0.
+        """
+        preds, frames = self.frame_predictions(waveform, lengths)
+        valid = torch.arange(preds.shape[1], device=preds.device)[None, :] < frames[:, None]
+        return preds.masked_fill(~valid[..., None], 0.0)
+
+    def aligned(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+        """Predictions and targets of a batch on a common grid, and the mask of their valid frames.
+
+        Returns:
+            ``(predictions [B, N, K], targets [B, N, K], mask [B, N])``; a frame is valid when it lies inside
+            both the utterance's audio and its targets (``target_length``).
+        """
+        preds, frames = self.frame_predictions(batch["waveform"], batch["length"])
+        targets = batch["targets"].to(preds.dtype)
+        if targets.shape[-1] != self.num_classes:
+            raise ValueError(f"the batch has {targets.shape[-1]} targets, the model {self.num_classes}")
+        n = min(preds.shape[1], targets.shape[1])
+        valid = torch.minimum(frames, batch["target_length"].to(frames.device)).clamp(max=n)
+        mask = torch.arange(n, device=preds.device)[None, :] < valid[:, None]
+        return preds[:, :n], targets[:, :n], mask
+
+    def _flat(self, values: Tensor) -> Tensor:
+        return values[:, 0] if self.num_classes == 1 else values
+
+    def _log_ccc(self, metric: ConcordanceCorrCoef, prefix: str, **kwargs: Any) -> dict[str, float]:
+        per_target = metric.compute().reshape(-1).float()
+        metric.reset()
+        values = {f"{prefix}_ccc": per_target.mean()}
+        for name, value in zip(self.class_names, per_target, strict=True):
+            values[f"{prefix}_ccc_{_metric_name(name)}"] = value
+        self.log_dict(values, **kwargs)
+        return {k: float(v) for k, v in values.items()}
+
+    # ----------------------------------------------------------------------------------------- steps
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """The CCC loss on the batch's (cropped) utterances."""
+        preds, targets, mask = self.aligned(batch)
+        loss = self.criterion(preds, targets, mask)
+        self.log("train_loss", loss, batch_size=preds.shape[0], prog_bar=True)
+        self.train_ccc.update(self._flat(preds[mask].detach().float()), self._flat(targets[mask].float()))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        """Logs the training CCC of the epoch (over every valid training frame)."""
+        self._log_ccc(self.train_ccc, "train")
+
+    def _eval_step(self, batch: dict[str, Any], metric: ConcordanceCorrCoef, prefix: str) -> tuple[Tensor, Tensor]:
+        preds, targets, mask = self.aligned(batch)
+        loss = self.criterion(preds, targets, mask)
+        self.log(f"{prefix}_loss", loss, batch_size=preds.shape[0], sync_dist=True)
+        flat_preds, flat_targets = preds[mask].float(), targets[mask].float()
+        metric.update(self._flat(flat_preds), self._flat(flat_targets))
+        return flat_preds, mask
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Accumulates the validation CCC over whole recordings."""
+        self._eval_step(batch, self.val_ccc, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        """Computes (synchronised across processes) and logs the validation CCC."""
+        self._log_ccc(self.val_ccc, "val", prog_bar=True)
+
+    def on_test_epoch_start(self) -> None:
+        """Starts the clock of the test pass."""
+        self._test_started = time.perf_counter()
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Accumulates the test CCC over whole recordings."""
+        _, mask = self._eval_step(batch, self.test_ccc, "test")
+        self.test_frames.update(mask.sum())
+        self.test_utterances.update(mask.shape[0])
+
+    def on_test_epoch_end(self) -> None:
+        """Logs the test CCC and writes it, per target, to ``results.json``."""
+        values = self._log_ccc(self.test_ccc, "test")
+        frames, utterances = int(self.test_frames.compute()), int(self.test_utterances.compute())
+        self.test_frames.reset()
+        self.test_utterances.reset()
+        if self.trainer.sanity_checking or self.trainer.fast_dev_run:
+            return
+        directory = run_dir(self.trainer)  # a collective under DDP: every process calls it
+        if not self.trainer.is_global_zero:
+            return
+        results: dict[str, Any] = {
+            "model": type(self).__name__,
+            "task": "regression",
+            "target_names": self.class_names,
+            "target_rate_hz": self.target_rate_hz,
+            **values,
+            "num_test_utterances": utterances,
+            "num_test_frames": frames,
+            "test_seconds": round(time.perf_counter() - self._test_started, 3),
+            "checkpoint": getattr(self.trainer, "ckpt_path", None),
+        }
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "describe") and getattr(datamodule, "split", None):
+            stamp = datamodule.describe()
+            results = {**stamp, "seed": getattr(datamodule, "seed", None), **results}
+        results["class_names"] = self.class_names
+        path = update_results(directory, results)
+        log.info(
+            "test CCC %.4f (%s) on %d recordings, %d frames; results in %s",
+            values["test_ccc"],
+            ", ".join(f"{n} {values[f'test_ccc_{_metric_name(n)}']:.4f}" for n in self.class_names),
+            utterances,
+            frames,
+            path,
+        )
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Per-frame predictions of every utterance (``[frames, num_classes]`` each) with the target names."""
+        preds, frames = self.frame_predictions(batch["waveform"], batch["length"])
+        preds = preds.float().cpu()
+        return {
+            "utt_id": batch["utt_id"],
+            "path": batch["path"],
+            "target_names": self.class_names,
+            "frame_rate_hz": self.target_rate_hz,
+            "predictions": [preds[i, : int(n)] for i, n in enumerate(frames.tolist())],
+        }
+
+
+__all__ = ["CCCLoss", "SERRegressionTask", "masked_ccc"]
