@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 from torch import Tensor, nn
 
 
-class FrontEnd(nn.Module):
+class FrontEnd(nn.Module, ABC):
     """Base of the front-ends: maps ``(waveform [B, T], lengths [B])`` to features and valid frame counts.
 
     Subclasses produce ``[B, 1, F, frames]`` feature maps. Frames are computed without centre padding, so a
@@ -40,9 +41,9 @@ class FrontEnd(nn.Module):
         """Samples spanned by ``frames`` consecutive frames."""
         return (frames - 1) * self.hop_length + self.frame_length
 
+    @abstractmethod
     def compute(self, waveform: Tensor) -> Tensor:
-        """Features of a ``[B, T]`` waveform (``T >= win_length``) as ``[B, 1, F, frames]``."""
-        raise NotImplementedError
+        """Features of a ``[B, T]`` waveform (``T >= frame_length``) as ``[B, 1, F, frames]``."""
 
     def forward(self, waveform: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Computes features and frame counts, masking frames past each utterance's end.
