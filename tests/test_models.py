@@ -180,3 +180,20 @@ def test_forward_is_utterance_level_posteriors(model: DenseHighway) -> None:
         out = model(torch.randn(3, 48000), torch.tensor([48000, 30000, 1000]))
     assert out.shape == (3, 4)
     np.testing.assert_allclose(out.sum(-1).numpy(), np.ones(3), atol=1e-5)
+
+
+def test_log_mel_matches_librosa() -> None:
+    import librosa
+
+    from ser_lightning.models.frontends import LogMel
+
+    fe = LogMel(sample_rate=16000, n_mels=40)
+    wav = torch.from_numpy(np.random.default_rng(0).normal(size=16000).astype(np.float32) * 0.1)
+    feats, frames = fe(wav[None], torch.tensor([16000]))
+    ref = librosa.feature.melspectrogram(
+        y=wav.numpy().astype(np.float64), sr=16000, n_fft=512, win_length=400, hop_length=160,
+        window="hamming", center=False, n_mels=40, htk=True, norm=None,
+    )  # fmt: skip
+    assert feats.shape[-1] == int(frames) == ref.shape[1]
+    # Same filterbank (torchaudio's HTK mel, no area normalisation); the window differs only in symmetry.
+    np.testing.assert_allclose(feats[0, 0].numpy(), np.log(ref + 1e-6), atol=0.05)
