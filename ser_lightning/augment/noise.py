@@ -20,6 +20,7 @@ Typical use::
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
@@ -161,7 +162,7 @@ def coloured_noise(num_samples: int, exponent: float, rng: np.random.Generator) 
     return _normalise(np.fft.irfft(spectrum * shaping, n=num_samples))
 
 
-class NoiseBank:
+class NoiseBank(ABC):
     """A source of noise by category.
 
     Attributes:
@@ -172,6 +173,7 @@ class NoiseBank:
     categories: list[str]
     sample_rate: int
 
+    @abstractmethod
     def sample(
         self,
         category: str,
@@ -190,7 +192,6 @@ class NoiseBank:
         Returns:
             A 1-D float32 array.
         """
-        raise NotImplementedError
 
 
 class ProceduralNoiseBank(NoiseBank):
