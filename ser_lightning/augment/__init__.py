@@ -1,4 +1,4 @@
-"""Data augmentation: additive noise at a given SNR and the noise banks it draws from."""
+"""Data augmentation: on-the-fly waveform recipes, voice-activity trimming, noise at a given SNR and noise banks."""
 
 from ser_lightning.augment.noise import (
     FolderNoiseBank,
@@ -9,11 +9,41 @@ from ser_lightning.augment.noise import (
     fit_length,
     mix_at_snr,
 )
+from ser_lightning.augment.recipes import (
+    RECIPES,
+    BankNoise,
+    Chain,
+    Identity,
+    OneOf,
+    PeakScaledGaussianNoise,
+    PitchShift,
+    Recipe,
+    Reverberation,
+    RollShift,
+    SpeedPerturbation,
+    TimeStretch,
+    WaveformAugmentation,
+)
+from ser_lightning.augment.vad import VoiceActivityTrimmer
 
 __all__ = [
+    "RECIPES",
+    "BankNoise",
+    "Chain",
     "FolderNoiseBank",
+    "Identity",
     "NoiseBank",
+    "OneOf",
+    "PeakScaledGaussianNoise",
+    "PitchShift",
     "ProceduralNoiseBank",
+    "Recipe",
+    "Reverberation",
+    "RollShift",
+    "SpeedPerturbation",
+    "TimeStretch",
+    "VoiceActivityTrimmer",
+    "WaveformAugmentation",
     "achieved_snr",
     "coloured_noise",
     "fit_length",

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from ser_lightning.data.dataset import (
     VIDEO_SUFFIXES,
     UtteranceDataset,
+    WaveformAugmentation,
     WaveformTransform,
     collate_utterances,
     read_av_audio,
@@ -61,6 +62,18 @@ def audio_checksum(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def augmentation_stamp(augmentation: WaveformTransform | None) -> str | None:
+    """How a run's training audio was augmented, for its hyperparameters and ``results.json``.
+
+    Args:
+        augmentation: the training augmentation, or ``None``.
+
+    Returns:
+        ``None``, or the augmentation's repr (class and arguments, e.g. ``Recipe(name='sp')``).
+    """
+    return None if augmentation is None else repr(augmentation)
+
+
 class SERDataModule(LightningDataModule, ABC):
     """Base of every corpus' DataModule.
 
@@ -93,6 +106,12 @@ class SERDataModule(LightningDataModule, ABC):
         cache_manifest: cache the parsed corpus (keyed by the root, the parsing arguments and every file's size
             and modification time) so that a second run starts at once.
         pin_memory: pin batches in page-locked memory (faster host-to-GPU copies).
+        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
+            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); validation, test and
+            predict audio is never augmented. Stamped into the hyperparameters and ``results.json``.
+        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002;
+            :class:`~ser_lightning.augment.vad.VoiceActivityTrimmer`, before augmentation and cropping);
+            ``None``: off.
     """
 
     corpus_name: str = "corpus"
@@ -118,6 +137,8 @@ class SERDataModule(LightningDataModule, ABC):
         strict: bool = False,
         cache_manifest: bool = True,
         pin_memory: bool = False,
+        augmentation: WaveformAugmentation | None = None,
+        vad_mode: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
@@ -130,7 +151,16 @@ class SERDataModule(LightningDataModule, ABC):
             raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
         if fold < 0:
             raise ProtocolError(f"fold must be >= 0, got {fold}")
-        self.save_hyperparameters()
+        if augmentation is not None and not callable(augmentation):
+            raise ValueError(
+                f"augmentation must be a WaveformAugmentation (e.g. ser_lightning.augment.Recipe), got "
+                f"{type(augmentation).__name__} {augmentation!r}"
+            )
+        if vad_mode is not None and (isinstance(vad_mode, bool) or vad_mode not in (0, 1, 2, 3)):
+            raise ValueError(f"vad_mode must be None (off) or a WebRTC VAD aggressiveness 0-3, got {vad_mode!r}")
+        # The augmentation is logged by its repr (an object does not belong in hparams.yaml).
+        self.save_hyperparameters(ignore=["augmentation"])
+        self.save_hyperparameters({**self.hparams, "augmentation": augmentation_stamp(augmentation)})
         self.root = root
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -148,6 +178,8 @@ class SERDataModule(LightningDataModule, ABC):
         self.strict = strict
         self.cache_manifest = cache_manifest
         self.pin_memory = pin_memory
+        self.augmentation = augmentation
+        self.vad_mode = vad_mode
         self.skipped: list[dict[str, str]] = []
         self.split: Split | None = None
         self.datasets: dict[str, Dataset] = {}
@@ -195,21 +227,29 @@ class SERDataModule(LightningDataModule, ABC):
         self.skipped.append({"path": str(path), "reason": reason})
 
     def configure_train_transform(self) -> WaveformTransform | None:
-        """The waveform augmentation of the training split (none by default)."""
-        return None
+        """The waveform augmentation of the training split: :attr:`augmentation` (``None`` by default)."""
+        return self.augmentation
+
+    def configure_preprocess(self) -> WaveformTransform | None:
+        """The deterministic transform applied to every split's audio after reading: VAD trimming if ``vad_mode``."""
+        if self.vad_mode is None:
+            return None
+        from ser_lightning.augment.vad import VoiceActivityTrimmer  # the augment package imports this module
+
+        return VoiceActivityTrimmer(mode=self.vad_mode)
 
     def make_dataset(self, split: str, records: list[Utterance]) -> Dataset:
         """The dataset of one split (``train``, ``val``, ``test``, ``predict``).
 
         The default yields class-labelled waveforms; corpora with other targets (e.g. RECOLA's continuous
-        arousal/valence) override this and :attr:`collate_fn`.
+        arousal/valence) override this and :attr:`collate_fn`. Only ``train`` is augmented.
         """
+        preprocess = self.configure_preprocess()
         if split == "train":
             segment = round(self.segment_seconds * self.sample_rate) if self.segment_seconds else None
-            return UtteranceDataset(
-                records, self.class_names, self.sample_rate, segment, augment=self.configure_train_transform()
-            )
-        return UtteranceDataset(records, self.class_names, self.sample_rate)
+            return UtteranceDataset(records, self.class_names, self.sample_rate, segment,
+                                    augment=self.configure_train_transform(), preprocess=preprocess)  # fmt: skip
+        return UtteranceDataset(records, self.class_names, self.sample_rate, preprocess=preprocess)
 
     collate_fn = staticmethod(collate_utterances)
 
@@ -351,7 +391,7 @@ class SERDataModule(LightningDataModule, ABC):
             self.datasets["predict"] = self._predict_dataset()
 
     def describe(self) -> dict[str, object]:
-        """The run's data stamp: corpus, protocol, fold, class names, split sizes and speakers."""
+        """The run's data stamp: corpus, protocol, fold, class names, split sizes and speakers, augmentation, VAD."""
         if self.split is None:
             raise RuntimeError("describe() needs setup() first")
         return {
@@ -362,6 +402,8 @@ class SERDataModule(LightningDataModule, ABC):
             "num_speakers": {name: len(unique(part, "speaker")) for name, part in self.split.parts().items()},
             "skipped": {"count": len(self.skipped), "files": list(self.skipped)},
             "dropped_labels": dict(getattr(self, "dropped", {}) or {}),
+            "augmentation": augmentation_stamp(self.augmentation),
+            "vad_mode": self.vad_mode,
         }
 
     def _predict_dataset(self) -> Dataset:

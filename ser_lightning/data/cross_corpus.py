@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Literal
 
 from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.dataset import WaveformAugmentation
 from ser_lightning.data.errors import ProtocolError
 from ser_lightning.data.manifest import Utterance, unique
 from ser_lightning.data.splits import Protocol, Split, check_split
@@ -37,6 +38,34 @@ CANONICAL_LABELS: dict[str, str] = {
     "frustrated": "frustrated",
 }
 """Synonyms across the corpora's label vocabularies, mapped to one name each."""
+
+
+def harmonise_label(label: str, label_map: dict[str, str] | None = None) -> str:
+    """The shared-space name of a corpus label: ``label_map`` first, then the synonyms of :data:`CANONICAL_LABELS`.
+
+    Args:
+        label: a corpus' own label.
+        label_map: extra ``label -> shared label`` entries.
+    """
+    label = (label_map or {}).get(label, label)
+    return CANONICAL_LABELS.get(label.lower(), label)
+
+
+def draw_selection_speakers(speakers: list[str], fraction: float, seed: int) -> set[str]:
+    """Seed 000 §5.4's draw of a target corpus' speakers into a selection part (the rest is the test part).
+
+    Args:
+        speakers: the corpus' speakers (at least 2), in a deterministic order.
+        fraction: share drawn for selection; at least one speaker is drawn and at least one is left.
+        seed: seed of the draw.
+
+    Returns:
+        The selection speakers.
+    """
+    order = list(speakers)
+    random.Random(seed).shuffle(order)
+    n_select = min(len(order) - 1, max(1, round(fraction * len(order))))
+    return set(order[:n_select])
 
 
 class CrossCorpusDataModule(SERDataModule):
@@ -75,6 +104,11 @@ class CrossCorpusDataModule(SERDataModule):
         strict: fail on the first unreadable/empty audio file instead of skipping (and counting) it.
         cache_manifest: cache the parsed corpora, keyed by their files' sizes and modification times.
         pin_memory: pin batches in page-locked memory.
+        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
+            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
+            never augmented.
+        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
+            ``None``: off.
     """
 
     corpus_name = "cross_corpus"
@@ -103,6 +137,8 @@ class CrossCorpusDataModule(SERDataModule):
         strict: bool = False,
         cache_manifest: bool = True,
         pin_memory: bool = False,
+        augmentation: WaveformAugmentation | None = None,
+        vad_mode: int | None = None,
     ) -> None:
         if not 0 < selection_fraction < 1:
             raise ValueError(f"selection_fraction must be in (0, 1), got {selection_fraction}")
@@ -124,6 +160,8 @@ class CrossCorpusDataModule(SERDataModule):
             strict=strict,
             cache_manifest=cache_manifest,
             pin_memory=pin_memory,
+            augmentation=augmentation,
+            vad_mode=vad_mode,
         )
         self.source = source
         self.target = target
@@ -141,8 +179,7 @@ class CrossCorpusDataModule(SERDataModule):
 
     def harmonise(self, label: str) -> str:
         """The shared-space name of a corpus label."""
-        label = self.label_map.get(label, label)
-        return CANONICAL_LABELS.get(label.lower(), label)
+        return harmonise_label(label, self.label_map)
 
     def _harmonised(self, labels: list[str]) -> list[str]:
         out: list[str] = []
@@ -198,10 +235,7 @@ class CrossCorpusDataModule(SERDataModule):
         speakers = unique(target, "speaker")
         if len(speakers) < 2:
             raise ProtocolError(f"the target corpus needs at least 2 speakers, found {speakers}")
-        order = list(speakers)
-        random.Random(self.seed).shuffle(order)
-        n_select = min(len(order) - 1, max(1, round(self.selection_fraction * len(order))))
-        selection = set(order[:n_select])
+        selection = draw_selection_speakers(speakers, self.selection_fraction, self.seed)
         split = Split(
             list(source),
             [r for r in target if r.speaker in selection],

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
@@ -22,6 +25,98 @@ VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm")
 
 WaveformTransform = Callable[[np.ndarray, int], np.ndarray]
 """A waveform augmentation: ``(samples float32 [n], sample_rate) -> samples``."""
+
+
+class WaveformAugmentation(ABC):
+    """A seeded, picklable waveform augmentation: ``(samples float32 [n], sample_rate) -> samples float32``.
+
+    Subclasses implement :meth:`apply`, drawing every random number from the ``rng`` they are given, and store
+    each constructor argument under its own name (the :func:`repr` and the run's stamp are built from them).
+
+    Calling the object (what a dataset does) draws a 63-bit seed from torch's random generator of the current
+    process: torch's DataLoader seeds every worker from the main process' seed, and Lightning's
+    ``seed_everything(workers=True)`` (which the CLI calls) makes that reproducible, so augmented batches are the
+    same on a re-run and differ between epochs and workers. :meth:`augment` is the deterministic form for a given
+    seed. Because audiomentations draws from the global :mod:`random` and :mod:`numpy.random` generators, both
+    are seeded from the call's generator for the duration of the call and restored afterwards.
+
+    This base lives beside the datasets (so that DataModules can name it without importing the augmentation
+    package); the building blocks are in :mod:`ser_lightning.augment.recipes`.
+    """
+
+    @abstractmethod
+    def apply(self, samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+        """Augments one waveform.
+
+        Args:
+            samples: 1-D float32 waveform.
+            sample_rate: its sample rate.
+            rng: the only source of randomness to use.
+
+        Returns:
+            The augmented 1-D waveform (float32).
+        """
+
+    @property
+    def preserves_length(self) -> bool:
+        """Whether the output always has the input's length (continuous targets need this)."""
+        return True
+
+    def augment(self, samples: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
+        """Augments one waveform deterministically: the same ``seed`` gives the same output.
+
+        Args:
+            samples: 1-D waveform.
+            sample_rate: its sample rate (Hz).
+            seed: seed of this call's random generator (any non-negative integer).
+
+        Returns:
+            The augmented waveform, 1-D float32 and finite.
+
+        Raises:
+            ValueError: the input is not a non-empty 1-D finite signal, or the sample rate is not positive.
+            RuntimeError: the augmentation produced an empty or non-finite signal.
+        """
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1 or x.size == 0:
+            raise ValueError(f"{self!r}: expected a non-empty 1-D waveform, got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"{self!r}: the waveform contains NaN or infinite samples")
+        if int(sample_rate) <= 0:
+            raise ValueError(f"{self!r}: sample_rate must be positive, got {sample_rate}")
+        rng = np.random.default_rng(int(seed))
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            random.seed(int(rng.integers(0, 2**63 - 1)))
+            np.random.seed(int(rng.integers(0, 2**32 - 1)))
+            out = self.apply(np.ascontiguousarray(x), int(sample_rate), rng)
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        out = np.ascontiguousarray(out, dtype=np.float32)
+        if out.ndim != 1 or out.size == 0:
+            raise RuntimeError(f"{self!r} produced an empty or multi-dimensional signal (shape {out.shape})")
+        if not np.isfinite(out).all():
+            raise RuntimeError(f"{self!r} produced NaN or infinite samples")
+        return out
+
+    def __call__(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Augments one waveform with a seed drawn from torch's random generator (see the class docstring)."""
+        seed = int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64).item())
+        return self.augment(samples, sample_rate, seed)
+
+    def config(self) -> dict[str, object]:
+        """The constructor arguments, read back from the attributes of the same names."""
+        params = inspect.signature(type(self).__init__).parameters
+        return {
+            name: getattr(self, name)
+            for name, param in params.items()
+            if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD) and hasattr(self, name)
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
 
 
 def read_audio(path: str, sample_rate: int) -> np.ndarray:
@@ -105,7 +200,10 @@ def _resample(audio: np.ndarray, orig: int, new: int) -> np.ndarray:
 
 
 class UtteranceDataset(Dataset):
-    """Utterances as waveforms, with optional random training crops and waveform augmentation.
+    """Utterances as waveforms, with optional preprocessing, random training crops and waveform augmentation.
+
+    Each item is read, then ``preprocess`` (e.g. voice-activity trimming, every split), then ``augment``
+    (training only), then the random crop.
 
     Args:
         records: the utterances of one split.
@@ -113,6 +211,8 @@ class UtteranceDataset(Dataset):
         sample_rate: sample rate of the returned waveforms.
         segment_samples: if given, waveforms longer than this are randomly cropped to it (training only).
         augment: a waveform augmentation applied before cropping (training only).
+        preprocess: a deterministic waveform transform applied right after reading (any split), e.g.
+            :class:`~ser_lightning.augment.vad.VoiceActivityTrimmer`.
     """
 
     def __init__(
@@ -122,6 +222,7 @@ class UtteranceDataset(Dataset):
         sample_rate: int,
         segment_samples: int | None = None,
         augment: WaveformTransform | None = None,
+        preprocess: WaveformTransform | None = None,
     ) -> None:
         self.records = list(records)
         self.class_index = {name: i for i, name in enumerate(class_names)}
@@ -131,6 +232,7 @@ class UtteranceDataset(Dataset):
         self.sample_rate = sample_rate
         self.segment_samples = segment_samples
         self.augment = augment
+        self.preprocess = preprocess
 
     def __len__(self) -> int:
         return len(self.records)
@@ -138,6 +240,8 @@ class UtteranceDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, object]:
         record = self.records[index]
         audio = read_audio(record.path, self.sample_rate)
+        if self.preprocess is not None:
+            audio = np.asarray(self.preprocess(audio, self.sample_rate), dtype=np.float32)
         if self.augment is not None:
             audio = np.asarray(self.augment(audio, self.sample_rate), dtype=np.float32)
         waveform = torch.from_numpy(audio)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.dataset import WaveformAugmentation
 from ser_lightning.data.errors import CorpusNotFoundError
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.splits import Protocol
@@ -75,6 +76,11 @@ class ENTERFACEDataModule(SERDataModule):
             (and counting) it.
         cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
         pin_memory: pin batches in page-locked memory.
+        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
+            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
+            never augmented.
+        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
+            ``None``: off.
     """
 
     corpus_name = "enterface"
@@ -100,6 +106,8 @@ class ENTERFACEDataModule(SERDataModule):
         strict: bool = False,
         cache_manifest: bool = True,
         pin_memory: bool = False,
+        augmentation: WaveformAugmentation | None = None,
+        vad_mode: int | None = None,
     ) -> None:
         selected = list(emotions) if emotions else list(EMOTIONS)
         unknown = [e for e in selected if e not in EMOTIONS]
@@ -125,6 +133,8 @@ class ENTERFACEDataModule(SERDataModule):
             strict=strict,
             cache_manifest=cache_manifest,
             pin_memory=pin_memory,
+            augmentation=augmentation,
+            vad_mode=vad_mode,
         )
         self.emotions = selected
         self.dropped: dict[str, int] = {}

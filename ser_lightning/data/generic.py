@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.dataset import WaveformAugmentation
 from ser_lightning.data.errors import CorpusNotFoundError, ManifestError
 from ser_lightning.data.manifest import Utterance, read_manifest_csv, unique
 from ser_lightning.data.splits import Protocol
@@ -40,6 +41,11 @@ class ManifestDataModule(SERDataModule):
         strict: fail on the first unreadable/empty audio file instead of skipping (and counting) it.
         cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
         pin_memory: pin batches in page-locked memory.
+        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
+            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
+            never augmented.
+        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
+            ``None``: off.
     """
 
     def __init__(
@@ -64,6 +70,8 @@ class ManifestDataModule(SERDataModule):
         strict: bool = False,
         cache_manifest: bool = True,
         pin_memory: bool = False,
+        augmentation: WaveformAugmentation | None = None,
+        vad_mode: int | None = None,
     ) -> None:
         super().__init__(
             root=root,
@@ -83,6 +91,8 @@ class ManifestDataModule(SERDataModule):
             strict=strict,
             cache_manifest=cache_manifest,
             pin_memory=pin_memory,
+            augmentation=augmentation,
+            vad_mode=vad_mode,
         )
         self.manifest = Path(manifest).expanduser()
         if not self.manifest.is_file():

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.dataset import WaveformAugmentation
 from ser_lightning.data.errors import CorpusNotFoundError, ManifestError
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.splits import Protocol
@@ -103,6 +104,11 @@ class RAVDESSDataModule(SERDataModule):
         strict: fail on the first irregular, unreadable or empty audio file instead of skipping (and counting) it.
         cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
         pin_memory: pin batches in page-locked memory.
+        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
+            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
+            never augmented.
+        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
+            ``None``: off.
     """
 
     corpus_name = "ravdess"
@@ -128,6 +134,8 @@ class RAVDESSDataModule(SERDataModule):
         strict: bool = False,
         cache_manifest: bool = True,
         pin_memory: bool = False,
+        augmentation: WaveformAugmentation | None = None,
+        vad_mode: int | None = None,
     ) -> None:
         if label_set not in LABEL_SETS:
             raise ValueError(f"unknown RAVDESS label_set {label_set!r}; expected one of {sorted(LABEL_SETS)}")
@@ -149,6 +157,8 @@ class RAVDESSDataModule(SERDataModule):
             strict=strict,
             cache_manifest=cache_manifest,
             pin_memory=pin_memory,
+            augmentation=augmentation,
+            vad_mode=vad_mode,
         )
         self.label_set = label_set
         self.dropped: dict[str, int] = {}

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from torchaudio import functional as taf
 
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.dataset import VIDEO_SUFFIXES, WaveformTransform, read_audio
+from ser_lightning.data.dataset import VIDEO_SUFFIXES, WaveformAugmentation, WaveformTransform, read_audio
 from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ManifestError
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.splits import Protocol
@@ -164,6 +164,30 @@ def read_audio_window(path: str, sample_rate: int, start: float, seconds: float)
     return np.ascontiguousarray(mono[:wanted], dtype=np.float32)
 
 
+def check_frame_aligned(corpus: str, augmentation: WaveformTransform | None, vad_mode: int | None) -> None:
+    """Rejects what would misalign frame-level continuous targets: VAD trimming and length-changing augmentation.
+
+    Args:
+        corpus: the DataModule's name, for the message.
+        augmentation: the training augmentation (checked through its ``preserves_length``, when it has one).
+        vad_mode: must be ``None``.
+
+    Raises:
+        ValueError: ``vad_mode`` is set, or the augmentation may change the length.
+    """
+    if vad_mode is not None:
+        raise ValueError(
+            f"{corpus}: vad_mode={vad_mode} is not supported: trimming non-speech would misalign the frame-level "
+            f"continuous targets; leave vad_mode unset (None)"
+        )
+    if augmentation is not None and not getattr(augmentation, "preserves_length", True):
+        raise ValueError(
+            f"{corpus}: augmentation {augmentation!r} may change the audio's length (speed perturbation, time "
+            f"stretch), which would misalign the frame-level targets; use a length-preserving one (noise, "
+            f"reverberation, pitch shift)"
+        )
+
+
 class ContinuousDataset(Dataset):
     """Recordings as waveforms with frame-level continuous targets, optionally cropped for training.
 
@@ -216,7 +240,13 @@ class ContinuousDataset(Dataset):
             audio = read_audio(record.path, self.sample_rate)
             targets = targets[: math.ceil(len(audio) * rate / self.sample_rate - 1e-6)]
         if self.augment is not None:
+            length = len(audio)
             audio = np.asarray(self.augment(audio, self.sample_rate), dtype=np.float32)
+            if len(audio) != length:
+                raise ValueError(
+                    f"augmentation {self.augment!r} changed the length of {record.path} ({length} -> {len(audio)} "
+                    f"samples); frame-aligned targets need a length-preserving augmentation"
+                )
         waveform = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
         return {
             "waveform": waveform,
@@ -305,6 +335,10 @@ class RECOLADataModule(SERDataModule):
             instead of skipping (and counting) it.
         cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
         pin_memory: pin batches in page-locked memory.
+        augmentation: a waveform augmentation applied on the fly to the training crops only; it must preserve
+            the length (noise, reverberation, pitch shift...: no speed perturbation or time stretch), since the
+            targets are frame-aligned.
+        vad_mode: must stay ``None``: trimming would misalign the frame-level targets (rejected).
     """
 
     corpus_name = "recola"
@@ -331,6 +365,8 @@ class RECOLADataModule(SERDataModule):
         strict: bool = False,
         cache_manifest: bool = True,
         pin_memory: bool = False,
+        augmentation: WaveformAugmentation | None = None,
+        vad_mode: int | None = None,
     ) -> None:
         selected = list(targets) if targets else list(TARGETS)
         unknown = [t for t in selected if t not in TARGETS]
@@ -340,6 +376,7 @@ class RECOLADataModule(SERDataModule):
             raise ValueError(f"targets has duplicates: {selected}")
         if not target_rate_hz > 0:
             raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
+        check_frame_aligned(type(self).__name__, augmentation, vad_mode)
         super().__init__(
             root=root,
             batch_size=batch_size,
@@ -358,6 +395,8 @@ class RECOLADataModule(SERDataModule):
             strict=strict,
             cache_manifest=cache_manifest,
             pin_memory=pin_memory,
+            augmentation=augmentation,
+            vad_mode=vad_mode,
         )
         self.targets = selected
         self.target_rate_hz = float(target_rate_hz)

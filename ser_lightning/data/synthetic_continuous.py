@@ -9,9 +9,9 @@ from typing import Literal
 import numpy as np
 from torch.utils.data import Dataset
 
-from ser_lightning.data.dataset import WaveformTransform
+from ser_lightning.data.dataset import WaveformAugmentation, WaveformTransform
 from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.recola import TARGETS, ContinuousDataset, Target, collate_continuous
+from ser_lightning.data.recola import TARGETS, ContinuousDataset, Target, check_frame_aligned, collate_continuous
 from ser_lightning.data.splits import Protocol
 from ser_lightning.data.synthetic import SyntheticDataModule
 
@@ -89,6 +89,10 @@ class SyntheticContinuousDataModule(SyntheticDataModule):
         strict: fail on the first unreadable/empty audio file instead of skipping (and counting) it.
         cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
         pin_memory: pin batches in page-locked memory.
+        augmentation: a waveform augmentation applied on the fly to the training crops only; it must preserve
+            the length (noise, reverberation, pitch shift...: no speed perturbation or time stretch), since the
+            targets are frame-aligned.
+        vad_mode: must stay ``None``: trimming would misalign the frame-level targets (rejected).
     """
 
     manifest_args = ("targets",)
@@ -118,6 +122,8 @@ class SyntheticContinuousDataModule(SyntheticDataModule):
         strict: bool = False,
         cache_manifest: bool = True,
         pin_memory: bool = False,
+        augmentation: WaveformAugmentation | None = None,
+        vad_mode: int | None = None,
     ) -> None:
         selected = list(targets) if targets else list(TARGETS)
         unknown = [t for t in selected if t not in TARGETS]
@@ -127,6 +133,7 @@ class SyntheticContinuousDataModule(SyntheticDataModule):
             raise ValueError(f"targets has duplicates: {selected}")
         if not target_rate_hz > 0:
             raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
+        check_frame_aligned(type(self).__name__, augmentation, vad_mode)
         super().__init__(
             root=root,
             size=size,
@@ -149,6 +156,8 @@ class SyntheticContinuousDataModule(SyntheticDataModule):
             strict=strict,
             cache_manifest=cache_manifest,
             pin_memory=pin_memory,
+            augmentation=augmentation,
+            vad_mode=vad_mode,
         )
         self.targets = selected
         self.target_rate_hz = float(target_rate_hz)
