@@ -27,6 +27,8 @@ class SERLightningCLI(LightningCLI):
     YAML repeats them (a value written in a model YAML would be overridden by the link).
     A rich progress bar is added unless ``--trainer.enable_progress_bar false``.
     ``fit`` ends, by default, with a ``test`` of the best checkpoint (``--test_after_fit false`` skips it).
+    ``--evaluation`` is a list of callbacks kept apart from ``trainer.callbacks`` so that a suite such as
+    ``configs/robustness.yaml`` composes with any model config without replacing its callbacks.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -35,6 +37,14 @@ class SERLightningCLI(LightningCLI):
         parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
         parser.link_arguments("data.sample_rate", "model.init_args.sample_rate", apply_on="instantiate")
         parser.add_argument(
+            "--evaluation",
+            type=list[Callback] | None,
+            default=None,
+            help="evaluation callbacks added to the trainer's callbacks (e.g. the robustness suite of "
+            "configs/robustness.yaml: NoiseRobustness, AdversarialRobustness, CrossCorpusEvaluation); they run "
+            "after every test, including fit's final test",
+        )
+        parser.add_argument(
             "--test_after_fit",
             type=bool,
             default=True,
@@ -42,7 +52,9 @@ class SERLightningCLI(LightningCLI):
         )
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
-        """Adds a rich progress bar unless progress bars are off or one is configured already."""
+        """Adds the ``--evaluation`` callbacks, and a rich progress bar unless disabled or configured already."""
+        evaluation = self._get(self.config_init, "evaluation", default=None) or []
+        callbacks = [*callbacks, *evaluation]
         configured = config.get("callbacks") or []
         if config.get("enable_progress_bar", True) is not False and not any(
             isinstance(c, ProgressBar) for c in [*configured, *callbacks]

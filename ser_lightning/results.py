@@ -27,22 +27,25 @@ def run_dir(trainer: pl.Trainer) -> Path:
     return path
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with tensors, arrays and numpy scalars turned into (nested) lists and Python numbers."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "tolist"):  # tensors and numpy arrays/scalars
         return value.tolist()
     return value
 
 
-def update_results(directory: str | Path, updates: dict[str, Any]) -> Path:
+def update_results(directory: str | Path, updates: dict[str, Any], merge: bool = False) -> Path:
     """Merges ``updates`` into ``<directory>/results.json``, written atomically.
 
     Args:
         directory: the run directory.
         updates: top-level keys to set (tensors and arrays are converted to lists).
+        merge: merge dictionary values into the existing dictionaries of the same keys (one level deep, e.g. one
+            more corpus into ``cross_corpus``) instead of replacing them.
 
     Returns:
         The path of the results file.
@@ -54,7 +57,11 @@ def update_results(directory: str | Path, updates: dict[str, Any]) -> Path:
             current = json.loads(path.read_text())
         except json.JSONDecodeError:
             log.warning("%s is not valid JSON; starting a new results file", path)
-    current.update(_jsonable(updates))
+    for key, value in jsonable(updates).items():
+        if merge and isinstance(value, dict) and isinstance(current.get(key), dict):
+            current[key] = {**current[key], **value}
+        else:
+            current[key] = value
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
     with os.fdopen(fd, "w") as handle:
         json.dump(current, handle, indent=2)

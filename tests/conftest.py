@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -39,3 +40,22 @@ def tiny_corpus(_private_cache: Path) -> Path:
     from ser_lightning.synth.generate import ensure_corpus
 
     return ensure_corpus(size="tiny", seed=0, cache_dir=_private_cache)
+
+
+@pytest.fixture(scope="session")
+def odd_manifest(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny corpus' manifest minus one utterance of the test speaker, so the test split has an odd size
+    that two processes cannot share evenly (a padding DistributedSampler would count one utterance twice)."""
+    with (tiny_corpus / "manifest.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    test_speaker = sorted({r["speaker"] for r in rows})[0]
+    drop = next(i for i, r in enumerate(rows) if r["speaker"] == test_speaker)
+    rows.pop(drop)
+    for r in rows:
+        r["path"] = str(tiny_corpus / r["path"])
+    out = tmp_path_factory.mktemp("odd") / "manifest.csv"
+    with out.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out

@@ -19,25 +19,6 @@ from .test_cli import MAIN, SMALL
 CLASSES = "[neutral,happy,angry,sad]"
 
 
-@pytest.fixture(scope="module")
-def odd_manifest(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny corpus' manifest minus one utterance of the test speaker, so the test split has an odd size
-    that two processes cannot share evenly (a padding DistributedSampler would count one utterance twice)."""
-    with (tiny_corpus / "manifest.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    test_speaker = sorted({r["speaker"] for r in rows})[0]
-    drop = next(i for i, r in enumerate(rows) if r["speaker"] == test_speaker)
-    rows.pop(drop)
-    for r in rows:
-        r["path"] = str(tiny_corpus / r["path"])
-    out = tmp_path_factory.mktemp("odd") / "manifest.csv"
-    with out.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return out
-
-
 def data_args(manifest: Path, logs: Path) -> list[str]:
     return [
         "--config", MAIN,

@@ -150,7 +150,7 @@ class SERClassificationTask(pl.LightningModule, ABC):
         self.network = self.configure_network()
         self.configure_losses()
         self.configure_metrics()
-        self._test_started = 0.0
+        self._test_started = self._test_finished = 0.0
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> SERClassificationTask:  # type: ignore[override]
@@ -332,6 +332,7 @@ class SERClassificationTask(pl.LightningModule, ABC):
         """Utterance-level test metrics and confusion matrix."""
         probs = self._eval_step(batch, self.test_metrics, "test")
         self.test_confusion.update(probs, batch["label"])
+        self._test_finished = time.perf_counter()  # evaluation callbacks run before on_test_epoch_end
 
     def on_test_epoch_end(self) -> None:
         """Logs the test metrics, the confusion matrix figure, and writes ``results.json``."""
@@ -351,7 +352,7 @@ class SERClassificationTask(pl.LightningModule, ABC):
             **values,
             "confusion_matrix": matrix,
             "num_test_utterances": int(matrix.sum()),
-            "test_seconds": round(time.perf_counter() - self._test_started, 3),
+            "test_seconds": round(max(self._test_finished - self._test_started, 0.0), 3),
             "checkpoint": getattr(self.trainer, "ckpt_path", None),
         }
         datamodule = getattr(self.trainer, "datamodule", None)
