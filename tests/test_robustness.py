@@ -341,6 +341,10 @@ evaluation:
     init_args: {categories: [white, babble], snr_db: [0, 20]}
   - class_path: ser_lightning.callbacks.AdversarialRobustness
     init_args: {bim_steps: 2, epsilon: 0.5}
+  - class_path: ser_lightning.callbacks.CrossCorpusEvaluation
+    init_args:
+      name: de
+      data: {class_path: ser_lightning.data.SyntheticDataModule, init_args: {size: tiny, voice_set: de}}
 """
 
 
@@ -367,6 +371,10 @@ def test_ddp_tables_equal_single_process(request: pytest.FixtureRequest, tmp_pat
         assert len(ddp_rows) == len(single) and ddp_rows[0]["num_utterances"] % 2 == 1
         for a, b in zip(single, ddp_rows, strict=True):
             assert a == pytest.approx(b, abs=1e-6), (name, a, b)
+    single_cross = json.loads((single_dir / "cross_corpus_de.json").read_text())
+    ddp_cross = json.loads((ddp_dir / "cross_corpus_de.json").read_text())
+    assert ddp_cross["confusion_matrix"] == single_cross["confusion_matrix"]  # every utterance once
+    assert ddp_cross["num_utterances"] == single_cross["num_utterances"] > 0
 
 
 def test_suite_runs_under_bf16_mixed(trained: DenseHighway, tiny_corpus: Path, tmp_path: Path) -> None:
