@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -221,7 +221,3 @@ class CrossCorpusEvaluation(Callback):
             int(matrix.sum()),
             sum(self.dropped.values()),
         )
-
-    def state_dict(self) -> dict[str, Any]:
-        """Nothing to checkpoint (the evaluation is stateless)."""
-        return {}
