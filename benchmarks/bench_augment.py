@@ -30,8 +30,8 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(1)  # one DataLoader worker's share of the machine
 
+    from ser_lightning.audio import read_audio
     from ser_lightning.augment import RECIPES, Recipe, VoiceActivityTrimmer
-    from ser_lightning.data.dataset import read_audio
     from ser_lightning.synth.generate import ensure_corpus, read_manifest
 
     rate = 16000

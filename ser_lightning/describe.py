@@ -15,7 +15,7 @@ from jsonargparse import ArgumentParser
 
 import ser_lightning.data  # noqa: F401  (registers the corpus DataModules)
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.errors import CorpusError, LeakageError
+from ser_lightning.errors import CorpusError, LeakageError
 
 log = logging.getLogger("ser_lightning")
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from ser_lightning.audio import read_audio
 from ser_lightning.augment import (
     RECIPES,
     BankNoise,
@@ -33,7 +34,6 @@ from ser_lightning.augment import (
 )
 from ser_lightning.augment.recipes import RecipeName
 from ser_lightning.data import SyntheticContinuousDataModule, SyntheticDataModule
-from ser_lightning.data.dataset import read_audio
 
 from .conftest import CONFIGS
 from .test_cli import common, run_cli

@@ -9,8 +9,8 @@ import pytest
 
 from ser_lightning.cli import main
 from ser_lightning.data.crema_d import CREMADDataModule
-from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ManifestError
 from ser_lightning.data.manifest import count_by
+from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError
 
 from .conftest import CONFIGS, REPO
 

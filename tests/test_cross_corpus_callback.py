@@ -11,9 +11,9 @@ import torch
 import yaml
 from sklearn.metrics import f1_score, recall_score
 
+from ser_lightning.audio import read_audio
 from ser_lightning.callbacks.cross_corpus import CrossCorpusEvaluation, metrics_from_confusion
 from ser_lightning.data import CrossCorpusDataModule, SyntheticDataModule
-from ser_lightning.data.dataset import read_audio
 from ser_lightning.models import SERClassificationTask
 
 from .test_cli import common, run_cli

@@ -8,10 +8,11 @@ import pytest
 import soundfile as sf
 import torch
 
+from ser_lightning.audio import read_audio
 from ser_lightning.data import ManifestDataModule, SyntheticDataModule
-from ser_lightning.data.dataset import UtteranceDataset, collate_utterances, read_audio
-from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ManifestError
+from ser_lightning.data.dataset import UtteranceDataset, collate_utterances
 from ser_lightning.data.manifest import Utterance, read_manifest_csv
+from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError
 
 
 def write(path: Path, audio: np.ndarray, rate: int) -> Path:
@@ -115,7 +116,7 @@ def test_manifest_datamodule_end_to_end(tmp_path: Path) -> None:
 
 
 def test_duplicated_recording_under_another_speaker_is_leakage(tmp_path: Path) -> None:
-    from ser_lightning.data.errors import LeakageError
+    from ser_lightning.errors import LeakageError
 
     rows = []
     for s in range(4):

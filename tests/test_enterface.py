@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ser_lightning.audio import read_av_audio
 from ser_lightning.cli import main
-from ser_lightning.data.dataset import read_av_audio
 from ser_lightning.data.enterface import EMOTIONS, ENTERFACEDataModule
-from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ProtocolError
 from ser_lightning.data.manifest import count_by
+from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ProtocolError
 
 from .conftest import CONFIGS, REPO
 

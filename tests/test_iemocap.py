@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ManifestError, ProtocolError
 from ser_lightning.data.iemocap import IEMOCAPDataModule
 from ser_lightning.data.manifest import count_by
+from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError, ProtocolError
 
 from .conftest import CONFIGS, REPO
 

@@ -9,8 +9,8 @@ import pytest
 
 from ser_lightning.cli import main as cli_main
 from ser_lightning.data import CrossCorpusDataModule, SyntheticDataModule
-from ser_lightning.data.errors import LeakageError, ProtocolError
 from ser_lightning.describe import main as describe_main
+from ser_lightning.errors import LeakageError, ProtocolError
 
 from .conftest import CONFIGS
 from .test_cli import MAIN, SMALL

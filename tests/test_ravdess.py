@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from ser_lightning.cli import main
-from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ManifestError
 from ser_lightning.data.manifest import count_by
 from ser_lightning.data.ravdess import RAVDESSDataModule
+from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError
 
 from .conftest import CONFIGS, REPO
 

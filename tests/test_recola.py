@@ -10,7 +10,6 @@ import torch
 import yaml
 
 from ser_lightning.cli import main
-from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ManifestError
 from ser_lightning.data.manifest import count_by
 from ser_lightning.data.recola import (
     ContinuousDataset,
@@ -19,6 +18,7 @@ from ser_lightning.data.recola import (
     ratings_on_grid,
     read_arff_ratings,
 )
+from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError
 
 from .conftest import CONFIGS, REPO
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from ser_lightning.data.errors import LeakageError, ProtocolError
 from ser_lightning.data.manifest import Utterance, unique
 from ser_lightning.data.splits import Split, check_split, make_split, num_folds
+from ser_lightning.errors import LeakageError, ProtocolError
 
 
 def corpus(speakers: int = 8, per_speaker: int = 6, sessions: bool = True) -> list[Utterance]:

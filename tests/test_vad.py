@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from ser_lightning.audio import read_audio, resample
 from ser_lightning.augment import VoiceActivityTrimmer
 from ser_lightning.data import SyntheticDataModule
-from ser_lightning.data.dataset import _resample, read_audio
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def _padded(speech: np.ndarray, rate: int, kind: str) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["zeros", "low_noise"])
 @pytest.mark.parametrize("rate", [16000, 22050])
 def test_leading_and_trailing_silence_is_trimmed(utterance: np.ndarray, kind: str, rate: int) -> None:
-    speech = utterance if rate == 16000 else _resample(utterance, 16000, rate)
+    speech = utterance if rate == 16000 else resample(utterance, 16000, rate)
     padded = _padded(speech, rate, kind)
     trimmer = VoiceActivityTrimmer(mode=2, frame_ms=20, padding_ms=200)
     out = trimmer(padded, rate)

@@ -27,8 +27,7 @@ from typing import Literal
 
 import numpy as np
 
-from ser_lightning.data.base import AUDIO_SUFFIXES
-from ser_lightning.data.dataset import read_audio
+from ser_lightning.audio import AUDIO_SUFFIXES, read_audio
 
 """File suffixes that :class:`FolderNoiseBank` treats as audio (case-insensitive)."""
 

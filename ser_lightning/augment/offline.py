@@ -27,9 +27,9 @@ import soundfile as sf
 from jsonargparse import ArgumentParser
 
 import ser_lightning.data  # noqa: F401  (registers the corpus DataModules)
+from ser_lightning.audio import read_audio
 from ser_lightning.augment.recipes import WaveformAugmentation
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.dataset import read_audio
 from ser_lightning.data.manifest import Utterance
 
 log = logging.getLogger(__name__)

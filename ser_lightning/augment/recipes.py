@@ -48,8 +48,8 @@ import torch
 from scipy.signal import fftconvolve
 from torchaudio import functional as taf
 
+from ser_lightning.audio import WaveformAugmentation
 from ser_lightning.augment.noise import NoiseBank, ProceduralNoiseBank, mix_at_snr
-from ser_lightning.data.dataset import WaveformAugmentation
 
 log = logging.getLogger(__name__)
 

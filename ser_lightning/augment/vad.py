@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ser_lightning.data.dataset import _resample
+from ser_lightning.audio import resample
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class VoiceActivityTrimmer:
         x = np.asarray(samples, dtype=np.float32)
         rate = int(sample_rate)
         if rate not in VAD_RATES:
-            x = _resample(np.ascontiguousarray(x), rate, 16000)
+            x = resample(np.ascontiguousarray(x), rate, 16000)
             rate = 16000
         pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2")
         size = rate * self.frame_ms // 1000

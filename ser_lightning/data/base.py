@@ -18,29 +18,23 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from ser_lightning.data.dataset import (
+from ser_lightning.audio import (
+    AUDIO_SUFFIXES,
     VIDEO_SUFFIXES,
-    UtteranceDataset,
     WaveformAugmentation,
     WaveformTransform,
-    collate_utterances,
+    cache_root,
     read_av_audio,
 )
-from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ProtocolError
+from ser_lightning.data.dataset import UtteranceDataset, collate_utterances
 from ser_lightning.data.manifest import Utterance, count_by, unique
 from ser_lightning.data.splits import Protocol, Split, make_split
+from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ProtocolError
 
 log = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", *VIDEO_SUFFIXES)
 MANIFEST_CACHE_VERSION = 1
 _HASH_SPAN = 1 << 20
-
-
-def cache_root() -> Path:
-    """The toolkit's cache folder: ``$SER_LIGHTNING_CACHE`` if set, else ``~/.cache/ser_lightning``."""
-    env = os.environ.get("SER_LIGHTNING_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ser_lightning"
 
 
 def audio_checksum(path: str | Path) -> str:

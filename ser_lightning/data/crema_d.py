@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from ser_lightning.audio import WaveformAugmentation
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.dataset import WaveformAugmentation
-from ser_lightning.data.errors import CorpusNotFoundError, ManifestError
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.splits import Protocol
+from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class CREMADDataModule(SERDataModule):
     * ``1040_ITH_SAD_X.wav`` (level ``X``) in copies made before the authors renamed it is read as ``XX``.
     * A ``.wav`` whose name does not parse, or names an actor outside 1001-1091, a sentence code or a level the
       corpus does not have, is skipped with a warning naming it (every skip is an error under ``strict``).
-    * An unknown emotion code raises :class:`~ser_lightning.data.errors.ManifestError` naming the file.
+    * An unknown emotion code raises :class:`~ser_lightning.errors.ManifestError` naming the file.
     * A clone made without Git LFS holds pointer files instead of audio: that is reported as such.
 
     Records: speaker = actor id (``1001``), no session (``kfold``/``holdout`` deal out speakers, ``loso``

@@ -7,11 +7,11 @@ import random
 from dataclasses import replace
 from typing import Literal
 
+from ser_lightning.audio import WaveformAugmentation
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.dataset import WaveformAugmentation
-from ser_lightning.data.errors import ProtocolError
 from ser_lightning.data.manifest import Utterance, unique
 from ser_lightning.data.splits import Protocol, Split, check_split
+from ser_lightning.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 

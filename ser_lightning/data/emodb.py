@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from ser_lightning.audio import WaveformAugmentation
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.dataset import WaveformAugmentation
-from ser_lightning.data.errors import CorpusNotFoundError, ManifestError
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.splits import Protocol
+from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class EMODBDataModule(SERDataModule):
 
     Parsing rules: a ``.wav`` whose name does not parse (or names a speaker or text code the corpus does not
     have) is skipped with a warning naming it (``describe()["skipped"]``; an error under ``strict``); an
-    unknown emotion letter raises :class:`~ser_lightning.data.errors.ManifestError` naming the file.
+    unknown emotion letter raises :class:`~ser_lightning.errors.ManifestError` naming the file.
 
     Records: speaker = its two digits (e.g. ``03``), no session (``loso`` validates on the next speaker),
     sentence = text code (every speaker reads every text, which the split stamps as ``shared_sentences``),

@@ -8,11 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+from ser_lightning.audio import WaveformAugmentation
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.dataset import WaveformAugmentation
-from ser_lightning.data.errors import CorpusNotFoundError
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.splits import Protocol
+from ser_lightning.errors import CorpusNotFoundError
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from ser_lightning.audio import WaveformAugmentation
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.dataset import WaveformAugmentation
-from ser_lightning.data.errors import CorpusNotFoundError, ManifestError
 from ser_lightning.data.manifest import Utterance, read_manifest_csv, unique
 from ser_lightning.data.splits import Protocol
+from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 
 class ManifestDataModule(SERDataModule):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ser_lightning.data.errors import ManifestError
+from ser_lightning.errors import ManifestError
 
 
 @dataclass(frozen=True)

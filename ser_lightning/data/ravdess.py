@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from ser_lightning.audio import WaveformAugmentation
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.dataset import WaveformAugmentation
-from ser_lightning.data.errors import CorpusNotFoundError, ManifestError
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.splits import Protocol
+from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class RAVDESSDataModule(SERDataModule):
       counted in :attr:`ignored` (``describe()["ignored_files"]``).
     * A ``.wav`` whose name does not parse, or whose actor field disagrees with its ``Actor_XX`` folder, is
       skipped with a warning naming it (counted in ``describe()["skipped"]``; an error under ``strict``).
-    * An emotion code outside 01-08 raises :class:`~ser_lightning.data.errors.ManifestError` naming the file.
+    * An emotion code outside 01-08 raises :class:`~ser_lightning.errors.ManifestError` naming the file.
     * Utterances whose class is not in ``label_set`` (calm under ``7class``) are dropped and counted in
       :attr:`dropped` (``describe()["dropped_labels"]``).
 

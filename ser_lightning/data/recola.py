@@ -10,16 +10,14 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch.utils.data import Dataset
-from torchaudio import functional as taf
 
+from ser_lightning.audio import WaveformAugmentation, WaveformTransform, read_audio
 from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.dataset import VIDEO_SUFFIXES, WaveformAugmentation, WaveformTransform, read_audio
-from ser_lightning.data.errors import AudioReadError, CorpusNotFoundError, ManifestError
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.splits import Protocol
+from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
 
@@ -134,36 +132,6 @@ def load_targets(record: Utterance, names: Sequence[str], rate_hz: float) -> np.
     return np.stack([c[:frames] for c in columns], axis=1)
 
 
-def read_audio_window(path: str, sample_rate: int, start: float, seconds: float) -> np.ndarray:
-    """Reads ``seconds`` of audio from ``start`` (mono float32 at ``sample_rate``) without decoding the rest.
-
-    Args:
-        path: the audio file (a video container is decoded whole and sliced).
-        sample_rate: sample rate of the result.
-        start: start of the window in seconds.
-        seconds: length of the window in seconds (shorter at the end of the file).
-
-    Raises:
-        AudioReadError: the file cannot be read or contains non-finite samples.
-    """
-    wanted = round(seconds * sample_rate)
-    if str(path).lower().endswith(VIDEO_SUFFIXES):
-        first = round(start * sample_rate)
-        return read_audio(path, sample_rate)[first : first + wanted]
-    try:
-        native = sf.info(path).samplerate
-        audio, _ = sf.read(path, start=round(start * native), frames=round(seconds * native), dtype="float32",
-                           always_2d=True)  # fmt: skip
-    except Exception as err:
-        raise AudioReadError(f"{path}: cannot read audio ({err})") from err
-    mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
-    if not np.isfinite(mono).all():
-        raise AudioReadError(f"{path}: the audio contains NaN or infinite samples")
-    if native != sample_rate:
-        mono = taf.resample(torch.from_numpy(np.ascontiguousarray(mono)), native, sample_rate).numpy()
-    return np.ascontiguousarray(mono[:wanted], dtype=np.float32)
-
-
 def check_frame_aligned(corpus: str, augmentation: WaveformTransform | None, vad_mode: int | None) -> None:
     """Rejects what would misalign frame-level continuous targets: VAD trimming and length-changing augmentation.
 
@@ -234,7 +202,7 @@ class ContinuousDataset(Dataset):
         available = min(len(targets), audio_frames) if audio_frames is not None else 0
         if self.segment_frames is not None and available > self.segment_frames:
             first = int(torch.randint(0, available - self.segment_frames + 1, ()).item())
-            audio = read_audio_window(record.path, self.sample_rate, first / rate, self.segment_frames / rate)
+            audio = read_audio(record.path, self.sample_rate, first / rate, self.segment_frames / rate)
             targets = targets[first : first + self.segment_frames]
         else:
             audio = read_audio(record.path, self.sample_rate)

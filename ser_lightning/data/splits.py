@@ -2,7 +2,7 @@
 
 Every protocol returns a :class:`Split` whose ``stamp`` records what was done (protocol, fold, the test and
 validation speakers, whether the split is speaker-independent). :func:`check_split` raises
-:class:`~ser_lightning.data.errors.LeakageError` when a speaker-independent split is not.
+:class:`~ser_lightning.errors.LeakageError` when a speaker-independent split is not.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ser_lightning.data.errors import LeakageError, ProtocolError
 from ser_lightning.data.manifest import Utterance, unique
+from ser_lightning.errors import LeakageError, ProtocolError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 from torch.utils.data import Dataset
 
-from ser_lightning.data.dataset import WaveformAugmentation, WaveformTransform
+from ser_lightning.audio import WaveformAugmentation, WaveformTransform
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.recola import TARGETS, ContinuousDataset, Target, check_frame_aligned, collate_continuous
 from ser_lightning.data.splits import Protocol

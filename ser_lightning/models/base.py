@@ -16,13 +16,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassRecall,
-)
 
+from ser_lightning.metrics import classification_metrics, confusion_matrix
 from ser_lightning.models.frontends import FrontEnd
 from ser_lightning.results import confusion_figure, log_figure, run_dir, update_results
 
@@ -198,18 +193,11 @@ class SERClassificationTask(pl.LightningModule, ABC):
         self.criterion = nn.CrossEntropyLoss()
 
     def configure_metrics(self) -> None:
-        """UA (macro recall), WA (accuracy) and macro-F1 for each stage, and a test confusion matrix."""
-        metrics = MetricCollection(
-            {
-                "ua": MulticlassRecall(self.num_classes, average="macro"),
-                "wa": MulticlassAccuracy(self.num_classes, average="micro"),
-                "f1": MulticlassF1Score(self.num_classes, average="macro"),
-            }
-        )
-        self.train_metrics = metrics.clone(prefix="train_")
-        self.val_metrics = metrics.clone(prefix="val_")
-        self.test_metrics = metrics.clone(prefix="test_")
-        self.test_confusion = MulticlassConfusionMatrix(self.num_classes)
+        """UA, WA and macro-F1 (:mod:`ser_lightning.metrics`) for each stage, and a test confusion matrix."""
+        self.train_metrics = classification_metrics(self.num_classes, prefix="train_")
+        self.val_metrics = classification_metrics(self.num_classes, prefix="val_")
+        self.test_metrics = classification_metrics(self.num_classes, prefix="test_")
+        self.test_confusion = confusion_matrix(self.num_classes)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """The injected optimizer, and the scheduler monitoring ``val_ua`` once per epoch."""

@@ -47,6 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ser_lightning.audio import cache_root, read_csv_rows, resample
 from ser_lightning.synth.design import (
     ALL_EMOTIONS,
     EMOTIONS,
@@ -66,7 +67,6 @@ __all__ = [
     "UtterancePlan",
     "base_formants",
     "corpus_dir_name",
-    "default_cache_dir",
     "ensure_corpus",
     "generate_corpus",
     "main",
@@ -100,7 +100,6 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 
 #: Environment variable overriding the default cache folder.
-CACHE_ENV_VAR = "SER_LIGHTNING_CACHE"
 
 _MANIFEST = "manifest.csv"
 _CORPUS_JSON = "corpus.json"
@@ -344,59 +343,6 @@ def _trim(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     )
 
 
-@functools.lru_cache(maxsize=4)
-def _polyphase_taps(up: int, down: int) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Taps of a polyphase resampler by ``up/down``.
-
-    The filter is the one ``scipy.signal.resample_poly`` designs by default (Kaiser-windowed sinc, beta 5,
-    half-length ``10 * max(up, down)``), so the output matches it to rounding error. Output sample
-    ``q * up + r`` (``r < up``) is ``sum_i weights[i, r] * block_q[columns[i, r]]``, where ``block_q`` is
-    ``x[q * down : q * down + width]`` of the input with ``per_phase`` zeros prepended.
-
-    Returns:
-        ``(columns, weights, width, per_phase)``; ``columns`` and ``weights`` have shape ``(per_phase, up)``.
-    """
-    max_rate = max(up, down)
-    half_len = 10 * max_rate
-    n_taps = 2 * half_len + 1
-    cutoff = 1.0 / max_rate
-    t = np.arange(n_taps, dtype=np.float64) - half_len
-    h = cutoff * np.sinc(cutoff * t) * np.kaiser(n_taps, 5.0)
-    h *= up / h.sum()  # unit DC gain after zero-stuffing by `up`
-    per_phase = -(-n_taps // up)
-    padded = np.zeros(per_phase * up, dtype=np.float64)
-    padded[:n_taps] = h
-    bank = padded.reshape(per_phase, up).T  # bank[p, i] = h[p + i * up]
-    pos = np.arange(up) * down + half_len
-    base, phase = pos // up, pos % up
-    taps = np.arange(per_phase)[:, None]
-    columns = base[None, :] - taps + per_phase
-    weights = bank[phase[None, :], taps].astype(np.float32)
-    return columns, weights, int(base.max()) + 1 + per_phase, per_phase
-
-
-def _resample(audio: np.ndarray, orig_sr: int) -> np.ndarray:
-    """Resample to :data:`SAMPLE_RATE` with a polyphase FIR filter (320/441 from 22050 Hz).
-
-    Computed in float32 (far below the 16-bit output resolution) with ``einsum`` loops rather than BLAS, so
-    the result does not depend on threading.
-    """
-    x = np.asarray(audio, dtype=np.float32)
-    if orig_sr == SAMPLE_RATE:
-        return x
-    g = math.gcd(SAMPLE_RATE, orig_sr)
-    up, down = SAMPLE_RATE // g, orig_sr // g
-    columns, weights, width, per_phase = _polyphase_taps(up, down)
-    n_out = -(-len(x) * up // down)
-    n_blocks = -(-n_out // up)
-    padded = np.zeros(max((n_blocks - 1) * down + width, per_phase + len(x)), dtype=np.float32)
-    padded[per_phase : per_phase + len(x)] = x
-    blocks = np.lib.stride_tricks.as_strided(
-        padded, shape=(n_blocks, width), strides=(down * padded.itemsize, padded.itemsize), writeable=False
-    )
-    return np.einsum("nku,ku->nu", blocks[:, columns], weights).reshape(-1)[:n_out]
-
-
 def _noise_floor(n_samples: int, level_db: float, seed: int) -> np.ndarray:
     """Recording noise floor: Gaussian hiss with a mild low-frequency tilt, RMS ``level_db`` dBFS."""
     white = np.random.default_rng(seed).standard_normal(n_samples + 1, dtype=np.float32)
@@ -478,7 +424,8 @@ def _synthesize_speaker(
                 seed=plan.espeak_seed,
             )
             audio = _trim(audio, synth.sample_rate)
-            pcm = _to_pcm16(_resample(audio, synth.sample_rate), plan.level_db, plan.noise_floor_db, plan.noise_seed)
+            audio = resample(audio, synth.sample_rate, SAMPLE_RATE)
+            pcm = _to_pcm16(audio, plan.level_db, plan.noise_floor_db, plan.noise_seed)
             data = _wav_bytes(pcm)
             path = out_dir / plan.relpath
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -568,7 +515,7 @@ def generate_corpus(
     if fork_ok:
         import soundfile  # noqa: F401  (imported once here, inherited by the workers)
 
-        _polyphase_taps(SAMPLE_RATE // math.gcd(SAMPLE_RATE, 22050), 22050 // math.gcd(SAMPLE_RATE, 22050))
+        resample(np.zeros(1, np.float32), 22050, SAMPLE_RATE)  # designs the filter once, inherited by the workers
         ESpeakSynthesizer()  # initialise the library (and its private data folder) once
     try:
         with ctx.Pool(processes=max(1, n_workers), maxtasksperchild=1) as pool:
@@ -648,8 +595,7 @@ def read_manifest(corpus_dir: str | Path) -> list[dict[str, str]]:
     Returns:
         One dict per utterance, keyed by :data:`MANIFEST_COLUMNS` (values are strings).
     """
-    with open(Path(corpus_dir) / _MANIFEST, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    return read_csv_rows(Path(corpus_dir) / _MANIFEST)
 
 
 def verify_corpus(
@@ -731,12 +677,7 @@ def verify_corpus(
 # --------------------------------------------------------------------------------------------------------------
 
 
-def default_cache_dir() -> Path:
-    """Return the cache folder: ``$SER_LIGHTNING_CACHE`` if set, else ``~/.cache/ser_lightning``."""
-    env = os.environ.get(CACHE_ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "ser_lightning"
+
 
 
 def corpus_dir_name(
@@ -847,7 +788,7 @@ def ensure_corpus(
             generated corpus does not verify.
     """
     names = resolve_emotions(emotions)
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
     name = corpus_dir_name(size=size, seed=seed, voice_set=voice_set, emotions=names)
     target = cache / name
     expected = {

@@ -1,4 +1,7 @@
-"""Errors raised by the data layer: each one names the file or folder and the problem."""
+"""The toolkit's errors about files on disk: each one names the file or folder and the problem.
+
+A leaf module: every package may import it.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,128 @@
+"""The one definition of the classification metrics: UA, WA, macro-F1 and the confusion matrix.
+
+Every path that reports them — the classification base (train/val/test), the noise and adversarial robustness
+callbacks and the cross-corpus evaluation — uses these definitions, so one figure means the same thing
+everywhere:
+
+- **UA** (unweighted accuracy): the mean of the per-class recalls over the classes *present in the truth*. A
+  class with no test utterance is left out instead of counting as a recall of 0 (or 1). This is the
+  literature's UA and scikit-learn's :func:`~sklearn.metrics.balanced_accuracy_score`.
+- **WA** (weighted accuracy): the fraction of utterances classified correctly (scikit-learn's
+  :func:`~sklearn.metrics.accuracy_score`).
+- **F1**: the mean of the per-class F1 scores over the classes present in the truth *or* in the predictions
+  (a class predicted but never true scores 0), i.e. scikit-learn's ``f1_score(average="macro")`` with its
+  default labels and ``zero_division=0``.
+
+All three are computed from the confusion matrix (rows: truth, columns: prediction), which is summed across
+processes under DDP, so a metric is exact on a sharded test set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+METRIC_NAMES = ("ua", "wa", "f1")
+"""The classification metrics every result table reports."""
+
+
+def scores_from_confusion(matrix: Tensor | np.ndarray) -> dict[str, float]:
+    """UA, WA and macro-F1 (see the module docstring) of a confusion matrix.
+
+    Args:
+        matrix: ``[C, C]`` counts, rows the true class, columns the predicted class.
+
+    Returns:
+        ``{"ua", "wa", "f1"}`` as floats; NaN when the matrix holds no utterance.
+    """
+    counts = matrix if isinstance(matrix, Tensor) else torch.as_tensor(np.asarray(matrix))
+    return {k: float(v) for k, v in _scores(counts).items()}
+
+
+def _scores(matrix: Tensor) -> dict[str, Tensor]:
+    m = matrix.double()
+    total = m.sum()
+    if total == 0:
+        nan = torch.tensor(float("nan"), dtype=torch.float64, device=m.device)
+        return {"ua": nan, "wa": nan, "f1": nan}
+    tp = m.diagonal()
+    support = m.sum(dim=1)
+    predicted = m.sum(dim=0)
+    present = support > 0
+    ua = (tp[present] / support[present]).mean()
+    wa = tp.sum() / total
+    scored = present | (predicted > 0)
+    denominator = support + predicted  # 2 tp + fp + fn
+    f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.zeros_like(tp))
+    return {"ua": ua, "wa": wa, "f1": f1[scored].mean()}
+
+
+class _ConfusionScore(MulticlassConfusionMatrix):
+    """A score computed from the confusion matrix (its state, summed across processes)."""
+
+    key = ""
+
+    def compute(self) -> Tensor:
+        """The score of the accumulated confusion matrix."""
+        return _scores(self.confmat)[self.key].float()
+
+    def plot(self, *args: Any, **kwargs: Any) -> Any:  # the confusion matrix's plot does not fit a scalar
+        """Not supported: a score is a scalar."""
+        raise NotImplementedError(f"{type(self).__name__} is a scalar score")
+
+
+class UnweightedAccuracy(_ConfusionScore):
+    """UA: mean recall over the classes present in the truth (balanced accuracy).
+
+    Args:
+        num_classes: number of classes; predictions may be class indices or ``[B, C]`` scores.
+    """
+
+    key = "ua"
+
+
+class WeightedAccuracy(_ConfusionScore):
+    """WA: the fraction of correct decisions (accuracy).
+
+    Args:
+        num_classes: number of classes; predictions may be class indices or ``[B, C]`` scores.
+    """
+
+    key = "wa"
+
+
+class MacroF1(_ConfusionScore):
+    """Macro-F1 over the classes present in the truth or in the predictions.
+
+    Args:
+        num_classes: number of classes; predictions may be class indices or ``[B, C]`` scores.
+    """
+
+    key = "f1"
+
+
+def classification_metrics(num_classes: int, prefix: str | None = None) -> MetricCollection:
+    """UA, WA and macro-F1 as one collection (they share a single confusion-matrix state).
+
+    Args:
+        num_classes: number of classes.
+        prefix: prefix of the logged names, e.g. ``"test_"``.
+
+    Returns:
+        A :class:`~torchmetrics.MetricCollection` with keys ``ua``, ``wa``, ``f1`` (prefixed).
+    """
+    return MetricCollection(
+        {"ua": UnweightedAccuracy(num_classes), "wa": WeightedAccuracy(num_classes), "f1": MacroF1(num_classes)},
+        prefix=prefix,
+        compute_groups=[["ua", "wa", "f1"]],
+    )
+
+
+def confusion_matrix(num_classes: int) -> MulticlassConfusionMatrix:
+    """The confusion-matrix metric (rows: truth, columns: prediction; counts)."""
+    return MulticlassConfusionMatrix(num_classes)
