@@ -25,7 +25,7 @@ from jsonargparse import ArgumentParser
 
 import ser_lightning.models  # noqa: F401
 from ser_lightning.cli import main as cli_main
-from ser_lightning.models.base import SERClassificationTask
+from ser_lightning.models.classification import SERClassificationTask
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

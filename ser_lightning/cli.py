@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -16,6 +16,7 @@ import ser_lightning.callbacks
 import ser_lightning.data
 import ser_lightning.models
 from ser_lightning.data.base import SERDataModule
+from ser_lightning.models.base import SERTask
 
 log = logging.getLogger("ser_lightning")
 
@@ -23,8 +24,9 @@ log = logging.getLogger("ser_lightning")
 class SERLightningCLI(LightningCLI):
     """LightningCLI with the DataModule as the single source of the class set.
 
-    ``data.num_classes``, ``data.class_names`` and ``data.sample_rate`` are linked into the model, so no model
-    YAML repeats them (a value written in a model YAML would be overridden by the link).
+    ``data.num_classes``, ``data.class_names`` and ``data.sample_rate`` are linked into the model (and, for a
+    regression corpus, ``data.num_targets`` and ``data.target_names``), so no model YAML repeats them (a value
+    written in a model YAML would be overridden by the link).
     A rich progress bar is added unless ``--trainer.enable_progress_bar false``.
     ``fit`` ends, by default, with a ``test`` of the best checkpoint (``--test_after_fit false`` skips it).
     ``--evaluation`` is a list of callbacks kept apart from ``trainer.callbacks`` so that a suite such as
@@ -36,6 +38,10 @@ class SERLightningCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
         parser.link_arguments("data.sample_rate", "model.init_args.sample_rate", apply_on="instantiate")
+        # A link whose source the DataModule does not have is skipped: a classification corpus has no
+        # num_targets/target_names, a regression corpus (continuous targets) no num_classes/class_names.
+        parser.link_arguments("data.num_targets", "model.init_args.num_targets", apply_on="instantiate")
+        parser.link_arguments("data.target_names", "model.init_args.target_names", apply_on="instantiate")
         parser.add_argument(
             "--evaluation",
             type=list[Callback] | None,
@@ -105,7 +111,7 @@ def main(args: list[str] | None = None) -> Any:
     if "WANDB_API_KEY" not in os.environ and "WANDB_MODE" not in os.environ:
         os.environ["WANDB_MODE"] = "offline"
     return SERLightningCLI(
-        LightningModule,  # SERClassificationTask or SERRegressionTask subclasses
+        SERTask,  # SERClassificationTask or SERRegressionTask subclasses
         SERDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,

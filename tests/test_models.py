@@ -6,7 +6,7 @@ import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from ser_lightning.models import DenseHighway, mixup
-from ser_lightning.models.base import segment_starts
+from ser_lightning.models.classification import segment_starts
 from ser_lightning.models.frontends import LogSpectrogram
 from ser_lightning.models.networks import DenseHighwayNet, HighwayLayer
 

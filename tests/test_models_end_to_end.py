@@ -23,7 +23,7 @@ SMALL = {"conv_channels": (4, 8), "lstm_hidden": 16}
 
 def small_model(**kwargs: object) -> EndToEndRegressor:
     torch.manual_seed(0)
-    return EndToEndRegressor(**{"num_classes": 2, "class_names": ["arousal", "valence"], **SMALL, **kwargs})
+    return EndToEndRegressor(**{"num_targets": 2, "target_names": ["arousal", "valence"], **SMALL, **kwargs})
 
 
 # --------------------------------------------------------------------------------------------- CCC loss
@@ -132,7 +132,7 @@ def test_network_layout_and_parameter_count() -> None:
     assert net.feature_size == 1280
     assert (net.lstm.hidden_size, net.lstm.num_layers, net.lstm.bidirectional) == (256, 2, False)
     assert sum(p.numel() for p in net.parameters()) == 2_134_222
-    model = EndToEndRegressor(num_classes=1, class_names=["arousal"])
+    model = EndToEndRegressor(num_targets=1, target_names=["arousal"])
     assert sum(p.numel() for p in model.parameters()) == 2_134_222 - 257
 
 
@@ -140,7 +140,7 @@ def test_bad_arguments_are_rejected() -> None:
     with pytest.raises(ValueError, match="whole number of samples"):
         EndToEndRegressor(sample_rate=16000, target_rate_hz=30.0)
     with pytest.raises(ValueError, match="target names"):
-        EndToEndRegressor(num_classes=2, class_names=["arousal"])
+        EndToEndRegressor(num_targets=2, target_names=["arousal"])
     with pytest.raises(ValueError, match="shorter than the pooling"):
         EndToEndNet(1, chunk_samples=10)
     with pytest.raises(ValueError, match="unknown target"):
@@ -197,7 +197,7 @@ def test_cli_fast_dev_run_fit_and_test(tiny_corpus: Path, tmp_path: Path, monkey
         "--model.init_args.conv_channels", "[4, 8]",
         "--model.init_args.lstm_hidden", "16",
     ])  # fmt: skip
-    assert isinstance(cli.model, EndToEndRegressor) and cli.model.class_names == ["arousal", "valence"]
+    assert isinstance(cli.model, EndToEndRegressor) and cli.model.target_names == ["arousal", "valence"]
     for key in ("train_ccc", "val_ccc", "val_ccc_arousal", "val_ccc_valence", "test_ccc", "test_ccc_arousal"):
         assert key in logged and math.isfinite(logged[key]), key
     assert "test_ccc_valence" in cli.trainer.callback_metrics
@@ -236,8 +236,8 @@ def test_short_fit_learns_synthetic_arousal(tiny_corpus: Path, tmp_path: Path) -
     dm = SyntheticContinuousDataModule(root=str(tiny_corpus.parent), size="tiny", targets=["arousal"], batch_size=8,
                                        segment_seconds=1.0)  # fmt: skip
     model = EndToEndRegressor(
-        num_classes=1,
-        class_names=["arousal"],
+        num_targets=1,
+        target_names=["arousal"],
         conv_channels=(8, 16),
         lstm_hidden=64,
         optimizer=lambda params: torch.optim.Adam(params, lr=3e-3),

@@ -1,9 +1,10 @@
-"""LightningModules (architectures on the shared classification base), front-ends and pure networks."""
+"""LightningModules (architectures on the shared task bases), front-ends and pure networks."""
 
-from ser_lightning.models.base import HalveLROnPlateau, SERClassificationTask, mixup
+from ser_lightning.models.base import HalveLROnPlateau, SERTask
 from ser_lightning.models.baselines import CNN, CNNLSTM, DenseNet, DenseNetLSTM
+from ser_lightning.models.classification import SERClassificationTask, mixup, segment_starts
 from ser_lightning.models.cnn_bilstm_mlp import CNNBiLSTMMLP
-from ser_lightning.models.dense_highway import DenseHighway
+from ser_lightning.models.dense_highway import DenseHighway, SpectrogramClassifier
 from ser_lightning.models.emoaugnet import EmoAugNet
 from ser_lightning.models.end_to_end import EndToEndRegressor
 from ser_lightning.models.rblstm_etransformer import RBLSTMETransformer
@@ -23,6 +24,9 @@ __all__ = [
     "RBLSTMETransformer",
     "SERClassificationTask",
     "SERRegressionTask",
+    "SERTask",
+    "SpectrogramClassifier",
     "masked_ccc",
     "mixup",
+    "segment_starts",
 ]

@@ -1,4 +1,15 @@
-"""The classification base every architecture inherits: front-end, segments, mixup, metrics, results."""
+"""The task base every model inherits: front-end and network hooks, optimizer wiring, checkpoints, results.
+
+:class:`SERTask` holds what classification (:class:`~ser_lightning.models.classification.SERClassificationTask`)
+and regression (:class:`~ser_lightning.models.regression.SERRegressionTask`) have in common. Its constructor
+saves every argument of the whole class chain as hyperparameters and then calls the ``configure_*`` hooks, in
+this order: :meth:`~SERTask.configure_task` (the task reads its own arguments), :meth:`~SERTask.configure_frontend`,
+:meth:`~SERTask.configure_network`, :meth:`~SERTask.configure_losses`, :meth:`~SERTask.configure_metrics`.
+
+A subclass declares only the arguments it adds and forwards the rest with ``**kwargs``: LightningCLI (through
+jsonargparse) follows ``**kwargs`` into the parent's signature, so ``--help`` lists every inherited argument
+and a misspelt one is rejected.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +19,16 @@ import logging
 import sys
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor, nn
+from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
-from torchmetrics import MetricCollection
 
-from ser_lightning.metrics import classification_metrics, confusion_matrix
 from ser_lightning.models.frontends import FrontEnd
-from ser_lightning.results import confusion_figure, log_figure, run_dir, update_results
+from ser_lightning.results import run_dir, update_results
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +36,7 @@ log = logging.getLogger(__name__)
 class HalveLROnPlateau(ReduceLROnPlateau):
     """Halves the learning rate when the monitored metric (validation UA) has not improved for 5 epochs.
 
-    Seed 000 §4.4's schedule; every argument can be overridden from the CLI.
+    The schedule of Latif et al. 2020 (§4.4); every argument can be overridden from the CLI.
 
     Args:
         optimizer: the optimizer.
@@ -48,111 +57,56 @@ class HalveLROnPlateau(ReduceLROnPlateau):
         super().__init__(optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr)
 
 
-def mixup(features: Tensor, targets: Tensor, alpha: float, num_classes: int) -> tuple[Tensor, Tensor, float]:
-    """Mixup (Zhang et al.; seed 000 §4.3): convex combinations of pairs of examples and of their labels.
-
-    ``x~ = lam * x_i + (1 - lam) * x_j`` and ``y~ = lam * y_i + (1 - lam) * y_j`` with one
-    ``lam ~ Beta(alpha, alpha)`` per batch and ``j`` a random permutation of the batch.
-
-    Args:
-        features: ``[B, ...]`` inputs.
-        targets: ``[B]`` class indices.
-        alpha: Beta distribution parameter (> 0).
-        num_classes: number of classes of the one-hot targets.
-
-    Returns:
-        ``(mixed features, soft targets [B, num_classes], lam)``.
-    """
-    lam = float(torch.distributions.Beta(alpha, alpha).sample())
-    perm = torch.randperm(features.shape[0], device=features.device)
-    onehot = nn.functional.one_hot(targets, num_classes).to(features.dtype)
-    mixed = lam * features + (1.0 - lam) * features[perm]
-    soft = lam * onehot + (1.0 - lam) * onehot[perm]
-    return mixed, soft, lam
-
-
-def segment_starts(frames: int, segment: int, hop: int) -> list[int]:
-    """Start frames of the evaluation segments of an utterance of ``frames`` frames.
-
-    Segments of ``segment`` frames every ``hop`` frames; a last segment is aligned to the utterance's end so
-    that no frame is left out. An utterance shorter than a segment has one (padded) segment.
-    """
-    if frames <= segment:
-        return [0]
-    starts = list(range(0, frames - segment + 1, hop))
-    if starts[-1] != frames - segment:
-        starts.append(frames - segment)
-    return starts
-
-
-class SERClassificationTask(pl.LightningModule, ABC):
-    """Base LightningModule of every emotion classifier.
+class SERTask(pl.LightningModule, ABC):
+    """Base LightningModule of every emotion model: waveforms in, the model's own front-end, a pure network.
 
     The model owns its feature front-end (so a checkpoint is self-contained): waveforms go in, features are
-    computed on the model's device. Training uses fixed-length segments (random crops of ``segment_frames``
-    feature frames, padded with silence when an utterance is shorter), optionally mixed with mixup; validation,
-    test and predict classify whole utterances by averaging the posteriors of their segments (seed 000 §4.2).
+    computed on the model's device.
 
-    Subclasses implement :meth:`configure_frontend` and :meth:`configure_network` (reading their own
-    constructor arguments from ``self.hparams``, saved before the hooks run); they may override
-    :meth:`configure_losses` and :meth:`configure_metrics`.
+    Subclasses implement :meth:`configure_frontend` and :meth:`configure_network`, reading their constructor
+    arguments from ``self.hparams`` (saved before the hooks run); :meth:`build_network` passes a network class
+    every hyperparameter its constructor names, so an architecture states each argument once.
 
     Args:
-        num_classes: number of classes (linked from the DataModule by the CLI).
-        class_names: class names (linked from the DataModule by the CLI); default ``class_0..``.
-        optimizer: optimizer factory (default Adam, learning rate 1e-3 — seed 000 §4.4).
-        lr_scheduler: scheduler factory (default: halve the learning rate when ``val_ua`` has not improved for
-            5 epochs).
-        mixup_alpha: mixup's Beta(alpha, alpha) parameter on the input features; 0 disables mixup.
-        segment_frames: feature frames per training/evaluation segment.
-        eval_segment_hop: hop between evaluation segments in frames (default: ``segment_frames``, i.e.
-            non-overlapping).
-        eval_max_segments: segments per network call during evaluation (bounds memory on long utterances).
+        optimizer: optimizer factory (default Adam, learning rate 1e-3 — Latif et al. 2020 §4.4).
+        lr_scheduler: scheduler factory (default: halve the learning rate when the monitored validation metric
+            has not improved for 5 epochs).
+        sample_rate: sample rate of the input audio (linked from the DataModule by the CLI); default: the
+            architecture's (:attr:`default_sample_rate`).
     """
 
-    monitor = "val_ua"
+    monitor: ClassVar[str] = "val_loss"
+    """The validation metric that the scheduler, checkpointing and early stopping follow."""
+    default_sample_rate: ClassVar[int] = 16000
+    """The sample rate of the architecture's paper, used when ``sample_rate`` is not given."""
 
     def __init__(
         self,
-        num_classes: int = 4,
-        class_names: list[str] | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable = HalveLROnPlateau,
-        mixup_alpha: float = 0.0,
-        segment_frames: int = 256,
-        eval_segment_hop: int | None = None,
-        eval_max_segments: int = 256,
+        sample_rate: int | None = None,
     ) -> None:
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-        if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(f"{len(class_names)} class names given for {num_classes} classes")
-        if mixup_alpha < 0:
-            raise ValueError(f"mixup_alpha must be >= 0, got {mixup_alpha}")
-        if segment_frames < 1 or (eval_segment_hop is not None and eval_segment_hop < 1):
-            raise ValueError("segment_frames and eval_segment_hop must be positive")
+        if sample_rate is not None and sample_rate < 1000:
+            raise ValueError(f"sample_rate {sample_rate} Hz is implausibly low")
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        self.num_classes = num_classes
-        self.class_names = list(class_names) if class_names else [f"class_{i}" for i in range(num_classes)]
+        if self.hparams.get("sample_rate") is None:
+            self.hparams["sample_rate"] = self.default_sample_rate
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
-        self.mixup_alpha = mixup_alpha
-        self.segment_frames = segment_frames
-        self.eval_segment_hop = eval_segment_hop or segment_frames
-        self.eval_max_segments = eval_max_segments
+        self._test_started = self._test_finished = 0.0
+        self.configure_task()
         self.frontend = self.configure_frontend()
         self.network = self.configure_network()
         self.configure_losses()
         self.configure_metrics()
-        self._test_started = self._test_finished = 0.0
 
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> SERClassificationTask:  # type: ignore[override]
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> SERTask:  # type: ignore[override]
         """Loads a checkpoint; called on an abstract base it rebuilds the architecture the checkpoint names.
 
-        ``SERClassificationTask.load_from_checkpoint(path)`` returns e.g. a ``DenseHighway`` with the checkpoint's
-        class set. The named class must be a subclass of the class this is called on, defined in
+        ``SERClassificationTask.load_from_checkpoint(path)`` returns e.g. a ``DenseHighway`` with the
+        checkpoint's class set. The named class must be a subclass of the class this is called on, defined in
         ``ser_lightning`` or already imported.
 
         Args:
@@ -180,27 +134,25 @@ class SERClassificationTask(pl.LightningModule, ABC):
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     # ------------------------------------------------------------------------------------------ hooks
+    def configure_task(self) -> None:
+        """Reads the task's own arguments from ``self.hparams`` into attributes (before the other hooks)."""
+
     @abstractmethod
     def configure_frontend(self) -> FrontEnd:
         """Builds the feature front-end."""
 
     @abstractmethod
     def configure_network(self) -> nn.Module:
-        """Builds the network: ``[N, 1, F, segment_frames]`` features -> ``[N, num_classes]`` logits."""
+        """Builds the pure network."""
 
     def configure_losses(self) -> None:
-        """Sets ``self.criterion`` (cross-entropy; takes class indices or mixup's soft targets)."""
-        self.criterion = nn.CrossEntropyLoss()
+        """Sets ``self.criterion``."""
 
     def configure_metrics(self) -> None:
-        """UA, WA and macro-F1 (:mod:`ser_lightning.metrics`) for each stage, and a test confusion matrix."""
-        self.train_metrics = classification_metrics(self.num_classes, prefix="train_")
-        self.val_metrics = classification_metrics(self.num_classes, prefix="val_")
-        self.test_metrics = classification_metrics(self.num_classes, prefix="test_")
-        self.test_confusion = confusion_matrix(self.num_classes)
+        """Creates the metric objects of each stage."""
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """The injected optimizer, and the scheduler monitoring ``val_ua`` once per epoch."""
+        """The injected optimizer, and the scheduler monitoring :attr:`monitor` once per epoch."""
         optimizer = self.optimizer_factory(self.parameters())
         scheduler = self.scheduler_factory(optimizer)
         return {
@@ -209,167 +161,60 @@ class SERClassificationTask(pl.LightningModule, ABC):
             "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch", "strict": False},
         }
 
-    # -------------------------------------------------------------------------------------- inference
-    def crop_segments(self, features: Tensor, frames: Tensor, random: bool) -> Tensor:
-        """One ``segment_frames`` crop per utterance: random (training) or from the start.
+    # -------------------------------------------------------------------------------------- helpers
+    def build_network(self, network: type[nn.Module], **fixed: Any) -> nn.Module:
+        """Instantiates ``network`` with every hyperparameter its constructor names, and ``fixed`` on top.
+
+        Lists (as YAML stores sequences) are passed as tuples when the constructor's default is a tuple.
 
         Args:
-            features: ``[B, 1, F, N]`` masked features.
-            frames: ``[B]`` valid frames.
-            random: draw the crop's start uniformly among the valid positions.
+            network: the pure network class.
+            **fixed: arguments the task computes (e.g. ``n_freq`` from the front-end); they win over hparams.
 
         Returns:
-            ``[B, 1, F, segment_frames]``, padded with the front-end's silence value past an utterance's end.
+            The network.
         """
-        s = self.segment_frames
-        spare = torch.clamp(frames - s, min=0)
-        if random:
-            start = (torch.rand(spare.shape, device=features.device) * (spare + 1)).long().clamp(max=spare)
-        else:
-            start = torch.zeros_like(spare)
-        need = int((start + s).max())
-        if features.shape[-1] < need:
-            features = nn.functional.pad(features, (0, need - features.shape[-1]), value=self.frontend.pad_value)
-        index = start[:, None] + torch.arange(s, device=features.device)[None, :]
-        index = index[:, None, None, :].expand(-1, features.shape[1], features.shape[2], -1)
-        return features.gather(3, index)
-
-    def utterance_posteriors(self, features: Tensor, frames: Tensor) -> Tensor:
-        """Class posteriors per utterance: the mean of the softmax outputs of its segments.
-
-        Args:
-            features: ``[B, 1, F, N]`` masked features.
-            frames: ``[B]`` valid frames.
-
-        Returns:
-            ``[B, num_classes]`` probabilities.
-        """
-        s = self.segment_frames
-        if features.shape[-1] < s:
-            features = nn.functional.pad(features, (0, s - features.shape[-1]), value=self.frontend.pad_value)
-        segments, owners = [], []
-        for row, n in enumerate(frames.tolist()):
-            for start in segment_starts(int(n), s, self.eval_segment_hop):
-                segments.append(features[row, :, :, start : start + s])
-                owners.append(row)
-        owner = torch.tensor(owners, device=features.device)
-        stacked = torch.stack(segments)
-        probs = torch.cat(
-            [torch.softmax(self.network(chunk).float(), dim=-1) for chunk in stacked.split(self.eval_max_segments)]
-        )
-        total = torch.zeros(features.shape[0], self.num_classes, device=features.device, dtype=probs.dtype)
-        total.index_add_(0, owner, probs)
-        counts = torch.bincount(owner, minlength=features.shape[0]).clamp(min=1)
-        return total / counts[:, None].to(probs.dtype)
-
-    def forward(self, waveform: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Utterance-level class posteriors of raw waveforms.
-
-        Args:
-            waveform: ``[B, T]`` float waveforms at the front-end's sample rate, zero-padded.
-            lengths: ``[B]`` valid samples (default: all).
-
-        Returns:
-            ``[B, num_classes]`` probabilities (averaged over each utterance's segments).
-        """
-        features, frames = self.frontend(waveform, lengths)
-        return self.utterance_posteriors(features, frames)
-
-    # ----------------------------------------------------------------------------------------- steps
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        """Loss on one random segment per utterance, with mixup when enabled."""
-        features, frames = self.frontend(batch["waveform"], batch["length"])
-        x = self.crop_segments(features, frames, random=True)
-        y = batch["label"]
-        if self.mixup_alpha > 0:
-            x, target, _ = mixup(x, y, self.mixup_alpha, self.num_classes)
-        else:
-            target = y
-        logits = self.network(x)
-        loss = self.criterion(logits, target)
-        batch_size = y.shape[0]
-        self.log("train_loss", loss, batch_size=batch_size, prog_bar=True)
-        if self.mixup_alpha == 0:
-            self.train_metrics.update(logits.detach(), y)
-            self.log_dict(self.train_metrics, batch_size=batch_size, on_step=False, on_epoch=True)
-        return loss
-
-    def _eval_step(self, batch: dict[str, Any], metrics: MetricCollection, prefix: str) -> Tensor:
-        probs = self(batch["waveform"], batch["length"])
-        y = batch["label"]
-        loss = nn.functional.nll_loss(torch.log(probs.clamp_min(1e-8)), y)
-        self.log(f"{prefix}_loss", loss, batch_size=y.shape[0], sync_dist=True)
-        metrics.update(probs, y)
-        return probs
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Utterance-level validation metrics."""
-        self._eval_step(batch, self.val_metrics, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        """Computes (synchronised across processes) and logs the validation metrics."""
-        values = self.val_metrics.compute()
-        self.log_dict(values, prog_bar=True)
-        self.val_metrics.reset()
+        params = inspect.signature(network).parameters
+        kwargs: dict[str, Any] = {}
+        for name, param in params.items():
+            if name in fixed or name not in self.hparams:
+                continue
+            value = self.hparams[name]
+            if isinstance(param.default, tuple) and isinstance(value, list):
+                value = tuple(value)
+            kwargs[name] = value
+        return network(**kwargs, **fixed)
 
     def on_test_epoch_start(self) -> None:
         """Starts the clock of the test pass."""
         self._test_started = time.perf_counter()
+        self._test_finished = 0.0
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Utterance-level test metrics and confusion matrix."""
-        probs = self._eval_step(batch, self.test_metrics, "test")
-        self.test_confusion.update(probs, batch["label"])
-        self._test_finished = time.perf_counter()  # evaluation callbacks run before on_test_epoch_end
+    def write_test_results(self, results: dict[str, Any]) -> str | None:
+        """Writes the test results, stamped with the DataModule's description, into ``results.json``.
 
-    def on_test_epoch_end(self) -> None:
-        """Logs the test metrics, the confusion matrix figure, and writes ``results.json``."""
-        values = {k: float(v) for k, v in self.test_metrics.compute().items()}
-        matrix = self.test_confusion.compute().cpu().numpy()
-        self.log_dict(values)
-        self.test_metrics.reset()
-        self.test_confusion.reset()
+        A collective under DDP (every process must call it); only global rank 0 writes. Nothing is written for
+        sanity checks and ``fast_dev_run``.
+
+        Args:
+            results: the task's figures (``test_*`` metrics and counts).
+
+        Returns:
+            The path of ``results.json``, or ``None`` where nothing was written.
+        """
         if self.trainer.sanity_checking or self.trainer.fast_dev_run:
-            return
+            return None
         directory = run_dir(self.trainer)  # a collective under DDP: every process calls it
         if not self.trainer.is_global_zero:
-            return
-        results: dict[str, Any] = {
+            return None
+        finished = self._test_finished or time.perf_counter()
+        results = {
             "model": type(self).__name__,
-            "class_names": self.class_names,
-            **values,
-            "confusion_matrix": matrix,
-            "num_test_utterances": int(matrix.sum()),
-            "test_seconds": round(max(self._test_finished - self._test_started, 0.0), 3),
+            **results,
+            "test_seconds": round(max(finished - self._test_started, 0.0), 3),
             "checkpoint": getattr(self.trainer, "ckpt_path", None),
         }
         datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "describe") and datamodule.split is not None:
-            stamp = datamodule.describe()
-            results = {**stamp, "seed": getattr(datamodule, "seed", None), **results, "class_names": self.class_names}
-        path = update_results(directory, results)
-        log_figure(
-            self.trainer,
-            directory,
-            "test_confusion_matrix",
-            confusion_figure(matrix, self.class_names, f"{type(self).__name__}: test confusion"),
-        )
-        log.info(
-            "test UA %.4f  WA %.4f  F1 %.4f on %d utterances; results in %s",
-            values["test_ua"],
-            values["test_wa"],
-            values["test_f1"],
-            int(matrix.sum()),
-            path,
-        )
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Utterance-level posteriors and predicted class names."""
-        probs = self(batch["waveform"], batch["length"])
-        predicted = probs.argmax(dim=-1)
-        return {
-            "utt_id": batch["utt_id"],
-            "path": batch["path"],
-            "probs": probs.cpu(),
-            "predicted": [self.class_names[i] for i in predicted.tolist()],
-        }
+        if datamodule is not None and hasattr(datamodule, "describe") and getattr(datamodule, "split", None):
+            results = {**datamodule.describe(), "seed": getattr(datamodule, "seed", None), **results}
+        return str(update_results(directory, results))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from ser_lightning.models.base import HalveLROnPlateau, SERClassificationTask
+from ser_lightning.models.classification import SERClassificationTask
 from ser_lightning.models.frontends import FrontEnd
 from ser_lightning.models.frontends_emoaugnet import ZcrRmsMfcc
 from ser_lightning.models.networks.emoaugnet import EmoAugConvLSTMNet
@@ -33,15 +31,6 @@ class EmoAugNet(SERClassificationTask):
     EarlyStopping callback.
 
     Args:
-        num_classes: number of classes (linked from the DataModule).
-        class_names: class names (linked from the DataModule).
-        optimizer: optimizer factory (default Adam, lr 1e-3 as in §V).
-        lr_scheduler: scheduler factory (default: halve the LR after 5 epochs without a better ``val_ua``).
-        mixup_alpha: mixup on the feature segments; 0 disables it (the paper uses none).
-        segment_frames: frames per segment (108 = 2.5 s at 22.05 kHz, the paper's 2376 / 22).
-        eval_segment_hop: hop between evaluation segments (default: ``segment_frames``).
-        eval_max_segments: segments per network call during evaluation.
-        sample_rate: sample rate of the input audio (linked from the DataModule; 22050 in the paper).
         frame_length: analysis frame in samples (librosa's 2048).
         hop_length: hop in samples (librosa's 512).
         n_mfcc: MFCCs per frame (20).
@@ -49,19 +38,15 @@ class EmoAugNet(SERClassificationTask):
         dense_activation: activation of the hidden Dense layers (ELU in the paper).
         dropout: rate of every Dropout layer (not given in the paper).
         input_norm: standardise each feature row (running statistics) before the network.
+        **kwargs: the arguments of the classification base (``segment_frames`` defaults to 108 and
+            ``sample_rate`` to 22050 here).
     """
+
+    default_segment_frames = 108
+    default_sample_rate = 22050
 
     def __init__(
         self,
-        num_classes: int = 4,
-        class_names: list[str] | None = None,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable = HalveLROnPlateau,
-        mixup_alpha: float = 0.0,
-        segment_frames: int = 108,
-        eval_segment_hop: int | None = None,
-        eval_max_segments: int = 256,
-        sample_rate: int = 22050,
         frame_length: int = 2048,
         hop_length: int = 512,
         n_mfcc: int = 20,
@@ -69,17 +54,9 @@ class EmoAugNet(SERClassificationTask):
         dense_activation: Literal["relu", "elu"] = "elu",
         dropout: float = 0.2,
         input_norm: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            num_classes,
-            class_names,
-            optimizer,
-            lr_scheduler,
-            mixup_alpha,
-            segment_frames,
-            eval_segment_hop,
-            eval_max_segments,
-        )
+        super().__init__(**kwargs)
 
     def configure_frontend(self) -> FrontEnd:
         """ZCR, RMS and MFCCs per centred frame (librosa semantics)."""
@@ -88,12 +65,4 @@ class EmoAugNet(SERClassificationTask):
 
     def configure_network(self) -> nn.Module:
         """The pure Conv1D-LSTM network of Table I."""
-        a = self.hparams
-        return EmoAugConvLSTMNet(
-            self.num_classes,
-            n_features=2 + a["n_mfcc"],
-            activation=a["activation"],
-            dense_activation=a["dense_activation"],
-            dropout=a["dropout"],
-            input_norm=a["input_norm"],
-        )
+        return self.build_network(EmoAugConvLSTMNet, n_features=2 + self.hparams["n_mfcc"])

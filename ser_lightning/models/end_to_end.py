@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from typing import Any
+
 from torch import nn
 
-from ser_lightning.models.base import HalveLROnPlateau
 from ser_lightning.models.frontends import FrontEnd, RawWaveform
 from ser_lightning.models.networks.end_to_end import EndToEndNet
 from ser_lightning.models.regression import SERRegressionTask
@@ -27,12 +26,6 @@ class EndToEndRegressor(SERRegressionTask):
     sets Adam's rate; the classification default is 1e-3) and keeps the model with the best validation CCC.
 
     Args:
-        num_classes: number of targets (linked from the DataModule).
-        class_names: target names (linked from the DataModule).
-        optimizer: optimizer factory (default Adam, lr 1e-3).
-        lr_scheduler: scheduler factory (default: halve the LR after 5 epochs without a better ``val_ccc``).
-        target_rate_hz: frame rate of the targets and outputs (RECOLA: 25 Hz, i.e. 40 ms chunks).
-        sample_rate: sample rate of the input audio (must match the DataModule's; 16 kHz in the paper).
         conv_channels: filters of the two convolutions (20, 40).
         kernel_sizes: kernel sizes of the two convolutions in samples (20, 40; Trigeorgis et al.'s code).
         pool_sizes: max-pooling sizes = strides (2, 10).
@@ -40,16 +33,12 @@ class EndToEndRegressor(SERRegressionTask):
         lstm_layers: LSTM layers (2).
         dropout: dropout after each convolution (0.5).
         eval_max_chunks: chunks per call of the convolutions outside training (memory bound).
+        **kwargs: the arguments of the regression base (``num_targets``, ``target_names``, ``target_rate_hz``)
+            and of the task base.
     """
 
     def __init__(
         self,
-        num_classes: int = 2,
-        class_names: list[str] | None = None,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable = HalveLROnPlateau,
-        target_rate_hz: float = 25.0,
-        sample_rate: int = 16000,
         conv_channels: tuple[int, int] = (20, 40),
         kernel_sizes: tuple[int, int] = (20, 40),
         pool_sizes: tuple[int, int] = (2, 10),
@@ -57,13 +46,19 @@ class EndToEndRegressor(SERRegressionTask):
         lstm_layers: int = 2,
         dropout: float = 0.5,
         eval_max_chunks: int = 2048,
+        **kwargs: Any,
     ) -> None:
-        chunk = sample_rate / target_rate_hz
+        super().__init__(**kwargs)
+
+    def configure_task(self) -> None:
+        """The regression base's settings; a target frame must be a whole number of samples."""
+        super().configure_task()
+        rate = self.hparams["sample_rate"]
+        chunk = rate / self.target_rate_hz
         if abs(chunk - round(chunk)) > 1e-6:
             raise ValueError(
-                f"a target frame (1/{target_rate_hz} s) must be a whole number of samples at {sample_rate} Hz"
+                f"a target frame (1/{self.target_rate_hz} s) must be a whole number of samples at {rate} Hz"
             )
-        super().__init__(num_classes, class_names, optimizer, lr_scheduler, target_rate_hz)
 
     def configure_frontend(self) -> FrontEnd:
         """The raw waveform (no features)."""
@@ -72,14 +67,6 @@ class EndToEndRegressor(SERRegressionTask):
     def configure_network(self) -> nn.Module:
         """The pure end-to-end network, chunking the waveform into target frames."""
         a = self.hparams
-        return EndToEndNet(
-            self.num_classes,
-            chunk_samples=round(a["sample_rate"] / a["target_rate_hz"]),
-            conv_channels=tuple(a["conv_channels"]),
-            kernel_sizes=tuple(a["kernel_sizes"]),
-            pool_sizes=tuple(a["pool_sizes"]),
-            lstm_hidden=a["lstm_hidden"],
-            lstm_layers=a["lstm_layers"],
-            dropout=a["dropout"],
-            eval_max_chunks=a["eval_max_chunks"],
+        return self.build_network(
+            EndToEndNet, num_outputs=self.num_targets, chunk_samples=round(a["sample_rate"] / a["target_rate_hz"])
         )

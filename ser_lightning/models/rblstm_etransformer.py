@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from typing import Any
+
 from torch import nn
 
-from ser_lightning.models.base import HalveLROnPlateau, SERClassificationTask
+from ser_lightning.models.classification import SERClassificationTask
 from ser_lightning.models.frontends import FrontEnd, LogMel
 from ser_lightning.models.networks.rblstm_etransformer import (
     BLSTMBlock,
@@ -50,15 +50,6 @@ class RBLSTMETransformer(SERClassificationTask):
     about the convolutional front only; all models end with statistics pooling and the softmax layer.
 
     Args:
-        num_classes: number of classes (linked from the DataModule).
-        class_names: class names (linked from the DataModule).
-        optimizer: optimizer factory (base default Adam 1e-3; the paper's 1e-4 is set in the configs).
-        lr_scheduler: scheduler factory (default: halve the LR after 5 epochs without a better ``val_ua``).
-        mixup_alpha: mixup on the log mel segments; 0 disables it (the paper does not use it).
-        segment_frames: frames per segment (400 = the paper's 4 s).
-        eval_segment_hop: hop between evaluation segments (default: ``segment_frames``).
-        eval_max_segments: segments per network call during evaluation.
-        sample_rate: sample rate of the input audio (must match the DataModule's).
         n_mels: mel bands (40).
         win_ms: analysis window in milliseconds (25, Hamming).
         hop_ms: frame shift in milliseconds (10).
@@ -77,19 +68,13 @@ class RBLSTMETransformer(SERClassificationTask):
         num_heads: attention heads (8).
         transformer_ffn: FFN width inside the encoder layers (not given; PyTorch's default 2048).
         transformer_dropout: dropout inside the encoder layers (not given; PyTorch's default 0.1).
+        **kwargs: the arguments of the classification base (``segment_frames`` defaults to 400 here).
     """
+
+    default_segment_frames = 400
 
     def __init__(
         self,
-        num_classes: int = 4,
-        class_names: list[str] | None = None,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable = HalveLROnPlateau,
-        mixup_alpha: float = 0.0,
-        segment_frames: int = 400,
-        eval_segment_hop: int | None = None,
-        eval_max_segments: int = 256,
-        sample_rate: int = 16000,
         n_mels: int = 40,
         win_ms: float = 25.0,
         hop_ms: float = 10.0,
@@ -108,17 +93,9 @@ class RBLSTMETransformer(SERClassificationTask):
         num_heads: int = 8,
         transformer_ffn: int = 2048,
         transformer_dropout: float = 0.1,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            num_classes,
-            class_names,
-            optimizer,
-            lr_scheduler,
-            mixup_alpha,
-            segment_frames,
-            eval_segment_hop,
-            eval_max_segments,
-        )
+        super().__init__(**kwargs)
 
     def configure_frontend(self) -> FrontEnd:
         """Log mel spectrogram: 40 bands, Hamming 25 ms / 10 ms."""
@@ -127,22 +104,4 @@ class RBLSTMETransformer(SERClassificationTask):
 
     def configure_network(self) -> nn.Module:
         """The pure RBLSTMETransformerNet."""
-        a = self.hparams
-        return RBLSTMETransformerNet(
-            self.num_classes,
-            n_mels=a["n_mels"],
-            conv_module=a["conv_module"],
-            conv_channels=a["conv_channels"],
-            blstm_block=a["blstm_block"],
-            num_blstm_blocks=a["num_blstm_blocks"],
-            blstm_hidden=a["blstm_hidden"],
-            ffn_hidden=a["ffn_hidden"],
-            dropout=a["dropout"],
-            time_pooling=a["time_pooling"],
-            time_pooling_mode=a["time_pooling_mode"],
-            transformer=a["transformer"],
-            num_transformer_blocks=a["num_transformer_blocks"],
-            num_heads=a["num_heads"],
-            transformer_ffn=a["transformer_ffn"],
-            transformer_dropout=a["transformer_dropout"],
-        )
+        return self.build_network(RBLSTMETransformerNet)

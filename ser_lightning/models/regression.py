@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from abc import ABC, abstractmethod
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import SumMetric
 from torchmetrics.regression import ConcordanceCorrCoef
 
-from ser_lightning.models.base import HalveLROnPlateau
-from ser_lightning.models.frontends import FrontEnd
-from ser_lightning.results import run_dir, update_results
+from ser_lightning.models.base import SERTask
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +53,7 @@ def masked_ccc(preds: Tensor, target: Tensor, mask: Tensor | None = None, eps: f
 
 
 class CCCLoss(nn.Module):
-    """``1 - CCC`` over the valid frames, averaged over targets (seed 001 §3.2.2; Trigeorgis et al.).
+    """``1 - CCC`` over the valid frames, averaged over targets (Triantafyllopoulos et al. 2019 §3.2.2).
 
     Args:
         eps: added to the CCC's denominator (see :func:`masked_ccc`).
@@ -78,15 +72,15 @@ def _metric_name(name: str) -> str:
     return re.sub(r"[^0-9A-Za-z_]+", "_", name)
 
 
-class SERRegressionTask(pl.LightningModule, ABC):
+class SERRegressionTask(SERTask):
     """Base LightningModule of every continuous (dimensional) emotion regressor.
 
-    The sibling of :class:`~ser_lightning.models.base.SERClassificationTask`: the model owns its front-end, the
-    network maps the features of a (zero-padded) batch of waveforms to per-frame predictions on the target
-    grid (``target_rate_hz``, e.g. RECOLA's 25 Hz: frame ``i`` covers ``[i / rate, (i + 1) / rate)``), i.e.
-    ``[B, frames, num_classes]``. Each utterance has ``ceil(length * rate / sample_rate)`` frames (those that
-    overlap its audio); frames past that, and past the batch's ``target_length``, are ignored by the loss and
-    the metrics.
+    The sibling of :class:`~ser_lightning.models.classification.SERClassificationTask` on the shared
+    :class:`~ser_lightning.models.base.SERTask`: the network maps the features of a (zero-padded) batch of
+    waveforms to per-frame predictions on the target grid (``target_rate_hz``, e.g. RECOLA's 25 Hz: frame ``i``
+    covers ``[i / rate, (i + 1) / rate)``), i.e. ``[B, frames, num_targets]``. Each utterance has
+    ``ceil(length * rate / sample_rate)`` frames (those that overlap its audio); frames past that, and past the
+    batch's ``target_length``, are ignored by the loss and the metrics.
 
     Training uses the DataModule's random crops (waveform and targets cropped together); validation and test
     run on whole recordings. The loss is ``1 - CCC`` pooled over the batch's valid frames, averaged over
@@ -94,55 +88,42 @@ class SERRegressionTask(pl.LightningModule, ABC):
     over targets, and ``{stage}_ccc_<target>``), synchronised across processes. After testing,
     ``results.json`` in the run folder holds the CCC of every target.
 
-    Subclasses implement :meth:`configure_frontend` and :meth:`configure_network` (reading their arguments from
-    ``self.hparams``); they may override :meth:`configure_losses` and :meth:`configure_metrics`.
+    Subclasses implement :meth:`configure_frontend` and :meth:`configure_network`, declare only the arguments
+    they add and forward the rest with ``**kwargs``.
 
     Args:
-        num_classes: number of targets (linked from the DataModule by the CLI).
-        class_names: target names, e.g. ``["arousal", "valence"]`` (linked from the DataModule).
-        optimizer: optimizer factory (default Adam, learning rate 1e-3).
-        lr_scheduler: scheduler factory (default: halve the learning rate when ``val_ccc`` has not improved for
-            5 epochs).
+        num_targets: number of continuous targets (linked from the DataModule by the CLI).
+        target_names: target names, e.g. ``["arousal", "valence"]`` (linked from the DataModule); default
+            ``target_0..``.
         target_rate_hz: frame rate of the targets (and of the network's outputs).
+        **kwargs: the arguments of :class:`~ser_lightning.models.base.SERTask` (optimizer, lr_scheduler,
+            sample_rate).
     """
 
     monitor = "val_ccc"
 
     def __init__(
         self,
-        num_classes: int = 2,
-        class_names: list[str] | None = None,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable = HalveLROnPlateau,
+        num_targets: int = 2,
+        target_names: list[str] | None = None,
         target_rate_hz: float = 25.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes (the number of targets) must be at least 1, got {num_classes}")
-        if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(f"{len(class_names)} target names given for {num_classes} targets")
+        if num_targets < 1:
+            raise ValueError(f"num_targets must be at least 1, got {num_targets}")
+        if target_names is not None and len(target_names) != num_targets:
+            raise ValueError(f"{len(target_names)} target names given for {num_targets} targets")
         if not target_rate_hz > 0:
             raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        self.num_classes = num_classes
-        self.class_names = list(class_names) if class_names else [f"target_{i}" for i in range(num_classes)]
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = lr_scheduler
-        self.target_rate_hz = float(target_rate_hz)
-        self.frontend = self.configure_frontend()
-        self.network = self.configure_network()
-        self.configure_losses()
-        self.configure_metrics()
-        self._test_started = 0.0
+        super().__init__(**kwargs)
 
-    # ------------------------------------------------------------------------------------------ hooks
-    @abstractmethod
-    def configure_frontend(self) -> FrontEnd:
-        """Builds the feature front-end."""
-
-    @abstractmethod
-    def configure_network(self) -> nn.Module:
-        """Builds the network: ``[B, 1, F, T]`` features -> ``[B, frames, num_classes]`` per-frame predictions."""
+    def configure_task(self) -> None:
+        """Targets and their frame rate from the hyperparameters."""
+        a = self.hparams
+        self.num_targets = int(a["num_targets"])
+        names = a.get("target_names")
+        self.target_names = list(names) if names else [f"target_{i}" for i in range(self.num_targets)]
+        self.target_rate_hz = float(a["target_rate_hz"])
 
     def configure_losses(self) -> None:
         """Sets ``self.criterion``: ``1 - CCC`` over the valid frames, averaged over targets."""
@@ -150,20 +131,11 @@ class SERRegressionTask(pl.LightningModule, ABC):
 
     def configure_metrics(self) -> None:
         """CCC per target for each stage (torchmetrics states: exact over the split, synchronised under DDP)."""
-        self.train_ccc = ConcordanceCorrCoef(num_outputs=self.num_classes)
-        self.val_ccc = ConcordanceCorrCoef(num_outputs=self.num_classes)
-        self.test_ccc = ConcordanceCorrCoef(num_outputs=self.num_classes)
+        self.train_ccc = ConcordanceCorrCoef(num_outputs=self.num_targets)
+        self.val_ccc = ConcordanceCorrCoef(num_outputs=self.num_targets)
+        self.test_ccc = ConcordanceCorrCoef(num_outputs=self.num_targets)
         self.test_frames = SumMetric()
         self.test_utterances = SumMetric()
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        """The injected optimizer, and the scheduler monitoring ``val_ccc`` once per epoch."""
-        optimizer = self.optimizer_factory(self.parameters())
-        scheduler = self.scheduler_factory(optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": "epoch", "strict": False},
-        }
 
     # -------------------------------------------------------------------------------------- inference
     def target_frames(self, lengths: Tensor) -> Tensor:
@@ -179,7 +151,7 @@ class SERRegressionTask(pl.LightningModule, ABC):
             lengths: ``[B]`` valid samples (default: all).
 
         Returns:
-            ``(predictions [B, N, num_classes], frames [B])`` with ``N = max(frames)``. A network giving more
+            ``(predictions [B, N, num_targets], frames [B])`` with ``N = max(frames)``. A network giving more
             frames is cut to ``N``; one giving fewer has its last frame repeated.
         """
         if lengths is None:
@@ -203,7 +175,7 @@ class SERRegressionTask(pl.LightningModule, ABC):
             lengths: ``[B]`` valid samples (default: all).
 
         Returns:
-            ``[B, N, num_classes]`` predictions on the target grid; frames past an utterance's end are 0.
+            ``[B, N, num_targets]`` predictions on the target grid; frames past an utterance's end are 0.
         """
         preds, frames = self.frame_predictions(waveform, lengths)
         valid = torch.arange(preds.shape[1], device=preds.device)[None, :] < frames[:, None]
@@ -218,21 +190,21 @@ class SERRegressionTask(pl.LightningModule, ABC):
         """
         preds, frames = self.frame_predictions(batch["waveform"], batch["length"])
         targets = batch["targets"].to(preds.dtype)
-        if targets.shape[-1] != self.num_classes:
-            raise ValueError(f"the batch has {targets.shape[-1]} targets, the model {self.num_classes}")
+        if targets.shape[-1] != self.num_targets:
+            raise ValueError(f"the batch has {targets.shape[-1]} targets, the model {self.num_targets}")
         n = min(preds.shape[1], targets.shape[1])
         valid = torch.minimum(frames, batch["target_length"].to(frames.device)).clamp(max=n)
         mask = torch.arange(n, device=preds.device)[None, :] < valid[:, None]
         return preds[:, :n], targets[:, :n], mask
 
     def _flat(self, values: Tensor) -> Tensor:
-        return values[:, 0] if self.num_classes == 1 else values
+        return values[:, 0] if self.num_targets == 1 else values
 
     def _log_ccc(self, metric: ConcordanceCorrCoef, prefix: str, **kwargs: Any) -> dict[str, float]:
         per_target = metric.compute().reshape(-1).float()
         metric.reset()
         values = {f"{prefix}_ccc": per_target.mean()}
-        for name, value in zip(self.class_names, per_target, strict=True):
+        for name, value in zip(self.target_names, per_target, strict=True):
             values[f"{prefix}_ccc_{_metric_name(name)}"] = value
         self.log_dict(values, **kwargs)
         return {k: float(v) for k, v in values.items()}
@@ -266,10 +238,6 @@ class SERRegressionTask(pl.LightningModule, ABC):
         """Computes (synchronised across processes) and logs the validation CCC."""
         self._log_ccc(self.val_ccc, "val", prog_bar=True)
 
-    def on_test_epoch_start(self) -> None:
-        """Starts the clock of the test pass."""
-        self._test_started = time.perf_counter()
-
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Accumulates the test CCC over whole recordings."""
         _, mask = self._eval_step(batch, self.test_ccc, "test")
@@ -282,45 +250,35 @@ class SERRegressionTask(pl.LightningModule, ABC):
         frames, utterances = int(self.test_frames.compute()), int(self.test_utterances.compute())
         self.test_frames.reset()
         self.test_utterances.reset()
-        if self.trainer.sanity_checking or self.trainer.fast_dev_run:
+        path = self.write_test_results(
+            {
+                "task": "regression",
+                "target_names": self.target_names,
+                "target_rate_hz": self.target_rate_hz,
+                **values,
+                "num_test_utterances": utterances,
+                "num_test_frames": frames,
+            }
+        )
+        if path is None:
             return
-        directory = run_dir(self.trainer)  # a collective under DDP: every process calls it
-        if not self.trainer.is_global_zero:
-            return
-        results: dict[str, Any] = {
-            "model": type(self).__name__,
-            "task": "regression",
-            "target_names": self.class_names,
-            "target_rate_hz": self.target_rate_hz,
-            **values,
-            "num_test_utterances": utterances,
-            "num_test_frames": frames,
-            "test_seconds": round(time.perf_counter() - self._test_started, 3),
-            "checkpoint": getattr(self.trainer, "ckpt_path", None),
-        }
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "describe") and getattr(datamodule, "split", None):
-            stamp = datamodule.describe()
-            results = {**stamp, "seed": getattr(datamodule, "seed", None), **results}
-        results["class_names"] = self.class_names
-        path = update_results(directory, results)
         log.info(
             "test CCC %.4f (%s) on %d recordings, %d frames; results in %s",
             values["test_ccc"],
-            ", ".join(f"{n} {values[f'test_ccc_{_metric_name(n)}']:.4f}" for n in self.class_names),
+            ", ".join(f"{n} {values[f'test_ccc_{_metric_name(n)}']:.4f}" for n in self.target_names),
             utterances,
             frames,
             path,
         )
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Per-frame predictions of every utterance (``[frames, num_classes]`` each) with the target names."""
+        """Per-frame predictions of every utterance (``[frames, num_targets]`` each) with the target names."""
         preds, frames = self.frame_predictions(batch["waveform"], batch["length"])
         preds = preds.float().cpu()
         return {
             "utt_id": batch["utt_id"],
             "path": batch["path"],
-            "target_names": self.class_names,
+            "target_names": self.target_names,
             "frame_rate_hz": self.target_rate_hz,
             "predictions": [preds[i, : int(n)] for i, n in enumerate(frames.tolist())],
         }

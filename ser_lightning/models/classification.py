@@ -1,0 +1,286 @@
+"""The classification base every emotion classifier inherits: segments, mixup, utterance decisions, UA/WA/F1."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+
+from ser_lightning.metrics import classification_metrics, confusion_matrix
+from ser_lightning.models.base import SERTask
+from ser_lightning.results import confusion_figure, log_figure, run_dir
+
+log = logging.getLogger(__name__)
+
+
+def mixup(features: Tensor, targets: Tensor, alpha: float, num_classes: int) -> tuple[Tensor, Tensor, float]:
+    """Mixup (Zhang et al.; seed 000 §4.3): convex combinations of pairs of examples and of their labels.
+
+    ``x~ = lam * x_i + (1 - lam) * x_j`` and ``y~ = lam * y_i + (1 - lam) * y_j`` with one
+    ``lam ~ Beta(alpha, alpha)`` per batch and ``j`` a random permutation of the batch.
+
+    Args:
+        features: ``[B, ...]`` inputs.
+        targets: ``[B]`` class indices.
+        alpha: Beta distribution parameter (> 0).
+        num_classes: number of classes of the one-hot targets.
+
+    Returns:
+        ``(mixed features, soft targets [B, num_classes], lam)``.
+    """
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(features.shape[0], device=features.device)
+    onehot = nn.functional.one_hot(targets, num_classes).to(features.dtype)
+    mixed = lam * features + (1.0 - lam) * features[perm]
+    soft = lam * onehot + (1.0 - lam) * onehot[perm]
+    return mixed, soft, lam
+
+
+def segment_starts(frames: int, segment: int, hop: int) -> list[int]:
+    """Start frames of the evaluation segments of an utterance of ``frames`` frames.
+
+    Segments of ``segment`` frames every ``hop`` frames; a last segment is aligned to the utterance's end so
+    that no frame is left out. An utterance shorter than a segment has one (padded) segment.
+    """
+    if frames <= segment:
+        return [0]
+    starts = list(range(0, frames - segment + 1, hop))
+    if starts[-1] != frames - segment:
+        starts.append(frames - segment)
+    return starts
+
+
+class SERClassificationTask(SERTask):
+    """Base LightningModule of every emotion classifier.
+
+    Training uses fixed-length segments (random crops of ``segment_frames`` feature frames, padded with silence
+    when an utterance is shorter), optionally mixed with mixup; validation, test and predict classify whole
+    utterances by averaging the posteriors of their segments (Latif et al. 2020 §4.2). The metrics are
+    :mod:`ser_lightning.metrics`' UA, WA and macro-F1.
+
+    Subclasses implement :meth:`configure_frontend` and :meth:`configure_network`
+    (``[N, 1, F, segment_frames]`` features -> ``[N, num_classes]`` logits), declare only the arguments they add
+    and forward the rest with ``**kwargs``.
+
+    Args:
+        num_classes: number of classes (linked from the DataModule by the CLI).
+        class_names: class names (linked from the DataModule by the CLI); default ``class_0..``.
+        mixup_alpha: mixup's Beta(alpha, alpha) parameter on the input features; 0 disables mixup.
+        segment_frames: feature frames per training/evaluation segment; default: the architecture's
+            (:attr:`default_segment_frames`).
+        eval_segment_hop: hop between evaluation segments in frames (default: ``segment_frames``, i.e.
+            non-overlapping).
+        eval_max_segments: segments per network call during evaluation (bounds memory on long utterances).
+        **kwargs: the arguments of :class:`~ser_lightning.models.base.SERTask` (optimizer, lr_scheduler,
+            sample_rate).
+    """
+
+    monitor = "val_ua"
+    default_segment_frames: ClassVar[int] = 256
+    """Frames per segment in the architecture's paper, used when ``segment_frames`` is not given."""
+
+    def __init__(
+        self,
+        num_classes: int = 4,
+        class_names: list[str] | None = None,
+        mixup_alpha: float = 0.0,
+        segment_frames: int | None = None,
+        eval_segment_hop: int | None = None,
+        eval_max_segments: int = 256,
+        **kwargs: Any,
+    ) -> None:
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names given for {num_classes} classes")
+        if mixup_alpha < 0:
+            raise ValueError(f"mixup_alpha must be >= 0, got {mixup_alpha}")
+        if any(v is not None and v < 1 for v in (segment_frames, eval_segment_hop)):
+            raise ValueError("segment_frames and eval_segment_hop must be positive")
+        if eval_max_segments < 1:
+            raise ValueError(f"eval_max_segments must be positive, got {eval_max_segments}")
+        super().__init__(**kwargs)
+
+    def configure_task(self) -> None:
+        """Class set, mixup and segment settings from the hyperparameters."""
+        a = self.hparams
+        if a.get("segment_frames") is None:
+            a["segment_frames"] = self.default_segment_frames
+        self.num_classes = int(a["num_classes"])
+        names = a.get("class_names")
+        self.class_names = list(names) if names else [f"class_{i}" for i in range(self.num_classes)]
+        self.mixup_alpha = float(a["mixup_alpha"])
+        self.segment_frames = int(a["segment_frames"])
+        self.eval_segment_hop = int(a.get("eval_segment_hop") or self.segment_frames)
+        self.eval_max_segments = int(a["eval_max_segments"])
+
+    def build_network(self, network: type[nn.Module], **fixed: Any) -> nn.Module:
+        """:meth:`SERTask.build_network` with ``num_classes`` passed on."""
+        return super().build_network(network, **{"num_classes": self.num_classes, **fixed})
+
+    def configure_losses(self) -> None:
+        """Sets ``self.criterion`` (cross-entropy; takes class indices or mixup's soft targets)."""
+        self.criterion = nn.CrossEntropyLoss()
+
+    def configure_metrics(self) -> None:
+        """UA, WA and macro-F1 (:mod:`ser_lightning.metrics`) for each stage, and a test confusion matrix."""
+        self.train_metrics = classification_metrics(self.num_classes, prefix="train_")
+        self.val_metrics = classification_metrics(self.num_classes, prefix="val_")
+        self.test_metrics = classification_metrics(self.num_classes, prefix="test_")
+        self.test_confusion = confusion_matrix(self.num_classes)
+
+    # -------------------------------------------------------------------------------------- inference
+    def crop_segments(self, features: Tensor, frames: Tensor, random: bool) -> Tensor:
+        """One ``segment_frames`` crop per utterance: random (training) or from the start.
+
+        Args:
+            features: ``[B, 1, F, N]`` masked features.
+            frames: ``[B]`` valid frames.
+            random: draw the crop's start uniformly among the valid positions.
+
+        Returns:
+            ``[B, 1, F, segment_frames]``, padded with the front-end's silence value past an utterance's end.
+        """
+        s = self.segment_frames
+        spare = torch.clamp(frames - s, min=0)
+        if random:
+            start = (torch.rand(spare.shape, device=features.device) * (spare + 1)).long().clamp(max=spare)
+        else:
+            start = torch.zeros_like(spare)
+        need = int((start + s).max())
+        if features.shape[-1] < need:
+            features = nn.functional.pad(features, (0, need - features.shape[-1]), value=self.frontend.pad_value)
+        index = start[:, None] + torch.arange(s, device=features.device)[None, :]
+        index = index[:, None, None, :].expand(-1, features.shape[1], features.shape[2], -1)
+        return features.gather(3, index)
+
+    def utterance_posteriors(self, features: Tensor, frames: Tensor) -> Tensor:
+        """Class posteriors per utterance: the mean of the softmax outputs of its segments.
+
+        Args:
+            features: ``[B, 1, F, N]`` masked features.
+            frames: ``[B]`` valid frames.
+
+        Returns:
+            ``[B, num_classes]`` probabilities.
+        """
+        s = self.segment_frames
+        if features.shape[-1] < s:
+            features = nn.functional.pad(features, (0, s - features.shape[-1]), value=self.frontend.pad_value)
+        segments, owners = [], []
+        for row, n in enumerate(frames.tolist()):
+            for start in segment_starts(int(n), s, self.eval_segment_hop):
+                segments.append(features[row, :, :, start : start + s])
+                owners.append(row)
+        owner = torch.tensor(owners, device=features.device)
+        stacked = torch.stack(segments)
+        probs = torch.cat(
+            [torch.softmax(self.network(chunk).float(), dim=-1) for chunk in stacked.split(self.eval_max_segments)]
+        )
+        total = torch.zeros(features.shape[0], self.num_classes, device=features.device, dtype=probs.dtype)
+        total.index_add_(0, owner, probs)
+        counts = torch.bincount(owner, minlength=features.shape[0]).clamp(min=1)
+        return total / counts[:, None].to(probs.dtype)
+
+    def forward(self, waveform: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Utterance-level class posteriors of raw waveforms.
+
+        Args:
+            waveform: ``[B, T]`` float waveforms at the front-end's sample rate, zero-padded.
+            lengths: ``[B]`` valid samples (default: all).
+
+        Returns:
+            ``[B, num_classes]`` probabilities (averaged over each utterance's segments).
+        """
+        features, frames = self.frontend(waveform, lengths)
+        return self.utterance_posteriors(features, frames)
+
+    # ----------------------------------------------------------------------------------------- steps
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Loss on one random segment per utterance, with mixup when enabled."""
+        features, frames = self.frontend(batch["waveform"], batch["length"])
+        x = self.crop_segments(features, frames, random=True)
+        y = batch["label"]
+        if self.mixup_alpha > 0:
+            x, target, _ = mixup(x, y, self.mixup_alpha, self.num_classes)
+        else:
+            target = y
+        logits = self.network(x)
+        loss = self.criterion(logits, target)
+        batch_size = y.shape[0]
+        self.log("train_loss", loss, batch_size=batch_size, prog_bar=True)
+        if self.mixup_alpha == 0:
+            self.train_metrics.update(logits.detach(), y)
+            self.log_dict(self.train_metrics, batch_size=batch_size, on_step=False, on_epoch=True)
+        return loss
+
+    def _eval_step(self, batch: dict[str, Any], metrics: MetricCollection, prefix: str) -> Tensor:
+        probs = self(batch["waveform"], batch["length"])
+        y = batch["label"]
+        loss = nn.functional.nll_loss(torch.log(probs.clamp_min(1e-8)), y)
+        self.log(f"{prefix}_loss", loss, batch_size=y.shape[0], sync_dist=True)
+        metrics.update(probs, y)
+        return probs
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Utterance-level validation metrics."""
+        self._eval_step(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        """Computes (synchronised across processes) and logs the validation metrics."""
+        values = self.val_metrics.compute()
+        self.log_dict(values, prog_bar=True)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Utterance-level test metrics and confusion matrix."""
+        probs = self._eval_step(batch, self.test_metrics, "test")
+        self.test_confusion.update(probs, batch["label"])
+        self._test_finished = time.perf_counter()  # evaluation callbacks run before on_test_epoch_end
+
+    def on_test_epoch_end(self) -> None:
+        """Logs the test metrics, the confusion matrix figure, and writes ``results.json``."""
+        values = {k: float(v) for k, v in self.test_metrics.compute().items()}
+        matrix = self.test_confusion.compute().cpu().numpy()
+        self.log_dict(values)
+        self.test_metrics.reset()
+        self.test_confusion.reset()
+        path = self.write_test_results(
+            {
+                "class_names": self.class_names,
+                **values,
+                "confusion_matrix": matrix,
+                "num_test_utterances": int(matrix.sum()),
+            }
+        )
+        if path is None:
+            return
+        log_figure(
+            self.trainer,
+            run_dir(self.trainer),
+            "test_confusion_matrix",
+            confusion_figure(matrix, self.class_names, f"{type(self).__name__}: test confusion"),
+        )
+        log.info(
+            "test UA %.4f  WA %.4f  F1 %.4f on %d utterances; results in %s",
+            values["test_ua"],
+            values["test_wa"],
+            values["test_f1"],
+            int(matrix.sum()),
+            path,
+        )
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Utterance-level posteriors and predicted class names."""
+        probs = self(batch["waveform"], batch["length"])
+        predicted = probs.argmax(dim=-1)
+        return {
+            "utt_id": batch["utt_id"],
+            "path": batch["path"],
+            "probs": probs.cpu(),
+            "predicted": [self.class_names[i] for i in predicted.tolist()],
+        }
