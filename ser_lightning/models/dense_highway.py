@@ -40,6 +40,8 @@ class SpectrogramClassifier(SERClassificationTask):
 
     def configure_network(self) -> nn.Module:
         """:attr:`network_class` with the task's arguments and ``n_freq = n_bins``."""
+        if not hasattr(self, "network_class"):
+            raise TypeError(f"{type(self).__name__} must set network_class, the pure network it trains")
         return self.build_network(self.network_class, n_freq=self.hparams["n_bins"])
 
 
