@@ -1,4 +1,4 @@
-"""Seed 000's benchmark models: CNN, CNN-LSTM, DenseNet, DenseNet-LSTM (§4.4).
+"""Latif et al. 2020's benchmark models: CNN, CNN-LSTM, DenseNet, DenseNet-LSTM (§4.4).
 
 The paper gives no parameter counts for them. Each count is checked twice: against a closed-form formula written
 from the layer list in the docstrings (so a change of architecture shows up as a formula mismatch) and against

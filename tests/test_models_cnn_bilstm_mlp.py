@@ -1,4 +1,4 @@
-"""Seed 002's CNN + BiLSTM + MLP (with and without dropout) and its 162-row librosa feature stack."""
+"""Pankratz et al.' CNN + BiLSTM + MLP (with and without dropout) and its 162-row librosa feature stack."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""EmoAugNet (seed 004): librosa-equivalent front-end, Table I network and count, activation switch, CLI smoke."""
+"""EmoAugNet (Paul et al.): librosa-equivalent front-end, Table I network and count, activation switch, CLI smoke."""
 
 from __future__ import annotations
 

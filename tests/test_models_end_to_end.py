@@ -1,4 +1,4 @@
-"""Seed 001's end-to-end regressor, the regression base (CCC loss and metrics) and the continuous synthetic data."""
+"""The end-to-end regressor (Triantafyllopoulos et al. 2019), the regression base (CCC) and continuous data."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_forward_shapes_and_independence_of_batch_companions() -> None:
 
 
 def test_network_layout_and_parameter_count() -> None:
-    """Layer sizes of seed 001 §3.2.2; the paper gives no parameter count, so the count is the layout's.
+    """Layer sizes of Triantafyllopoulos et al. §3.2.2; the paper gives no parameter count: the count is the layout's.
 
     conv1 20 x 1 x 20 + 20 = 420; conv2 40 x 20 x 40 + 40 = 32,040; 40 ms = 640 samples pooled by 2 and 10 give
     32 x 40 = 1280 features per chunk; LSTM 1: 4 x 256 x (1280 + 256) + 2 x 4 x 256 = 1,574,912; LSTM 2:

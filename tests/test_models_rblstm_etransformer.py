@@ -1,4 +1,4 @@
-"""Seed 003's residual-BLSTM + E-transformer model, its Table 2 ablations (Base1-Base7) and its configs."""
+"""The E-transformer paper's residual-BLSTM + E-transformer model, its Table 2 ablations (Base1-Base7) and configs."""
 
 from __future__ import annotations
 

@@ -14,18 +14,19 @@ Building blocks (configured from YAML as ``class_path: ser_lightning.augment.<Na
 ==========================  =======================================================================================
 name                        what one draw does
 ==========================  =======================================================================================
-``emoaugnet_noise``         seed 004: Gaussian noise, std = 0.035 x U(0, 1) x peak amplitude
-``emoaugnet_pitch``         seed 004: pitch shift by U(-1, 1) semitones
-``emoaugnet_stretch_slow``  seed 004: time stretch by a rate U(0.8, 0.9) (slower, longer)
-``emoaugnet_stretch_fast``  seed 004: time stretch by a rate U(1.1, 1.25) (faster, shorter)
-``emoaugnet_shift``         seed 004: circular shift by an integer in [-5000, 5000] samples
-``emoaugnet``               seed 004, Fig. 1 on the fly: one of 10 equally likely versions per draw: the original,
+``emoaugnet_noise``         Paul et al. 2025: Gaussian noise, std = 0.035 x U(0, 1) x peak amplitude
+``emoaugnet_pitch``         Paul et al. 2025: pitch shift by U(-1, 1) semitones
+``emoaugnet_stretch_slow``  Paul et al. 2025: time stretch by a rate U(0.8, 0.9) (slower, longer)
+``emoaugnet_stretch_fast``  Paul et al. 2025: time stretch by a rate U(1.1, 1.25) (faster, shorter)
+``emoaugnet_shift``         Paul et al. 2025: circular shift by an integer in [-5000, 5000] samples
+``emoaugnet``               Paul et al. 2025, Fig. 1 on the fly: one of 10 equally likely versions per draw: the
+original,
                             the five single augmentations above, and noise added after pitch, slow, fast or shift
                             (the paper's "10 samples per file including combinations"; its exact list is not given
                             in the text, this is our reading)
-``pitch_noise``             seed 002: pitch shift up U(1, 2) or down U(-2, -1) semitones (even odds), then light
+``pitch_noise``             Pankratz et al.: pitch shift up U(1, 2) or down U(-2, -1) semitones (even odds), then light
                             Gaussian noise, std = 0.01 x U(0, 1) x peak amplitude
-``sp``                      seed 000 / Ko et al. (2015): speed perturbation, factor drawn from {0.9, 1.0, 1.1}
+``sp``                      Latif et al. 2020 / Ko et al. (2015): speed perturbation, factor drawn from {0.9, 1.0, 1.1}
                             (the original and the paper's two copies; tempo and pitch change together)
 ``noise``                   procedural noise bank (white, pink, brown, babble, traffic) at an SNR of U(0, 20) dB
 ``reverb``                  synthetic exponentially decaying reverberation, RT60 U(0.2, 0.8) s
@@ -121,7 +122,7 @@ class Identity(WaveformAugmentation):
 
 
 class PeakScaledGaussianNoise(WaveformAugmentation):
-    """Additive Gaussian noise scaled by the peak amplitude (seed 004 §III).
+    """Additive Gaussian noise scaled by the peak amplitude (Paul et al. 2025 §III).
 
     ``noise = N(0, 1) x scale x U(0, 1) x max|x|``.
 
@@ -218,7 +219,7 @@ class RollShift(WaveformAugmentation):
 
 
 class SpeedPerturbation(WaveformAugmentation):
-    """Speed perturbation (Ko et al., 2015; seed 000): resampling that changes tempo and pitch together.
+    """Speed perturbation (Ko et al., 2015; Latif et al. 2020): resampling that changes tempo and pitch together.
 
     A factor is drawn uniformly from ``factors``; the waveform is resampled from ``factor x sample_rate`` to
     ``sample_rate`` (``torchaudio.functional.speed``), so a factor of 1.1 plays 10 % faster and is ``1 / 1.1``

@@ -1,4 +1,4 @@
-"""Voice-activity trimming with the WebRTC VAD (seed 002: "reduce noise and silence within the data").
+"""Voice-activity trimming with the WebRTC VAD (Pankratz et al.: "reduce noise and silence within the data").
 
 :class:`VoiceActivityTrimmer` is preprocessing, not augmentation: it is deterministic and a DataModule applies it
 (``vad_mode``) to every utterance of every split, right after reading and before augmentation and cropping.
@@ -41,7 +41,7 @@ class VoiceActivityTrimmer:
 
     Args:
         mode: WebRTC VAD aggressiveness, 0 (least) to 3 (most aggressive in calling audio non-speech).
-        frame_ms: decision frame length: 10, 20 (seed 002) or 30 ms.
+        frame_ms: decision frame length: 10, 20 (Pankratz et al.) or 30 ms.
         padding_ms: non-speech kept on each side of the speech (>= 0).
         max_pause_ms: longest inner pause kept, in ms (``None``: inner pauses are kept whole).
     """

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def mixup(features: Tensor, targets: Tensor, alpha: float, num_classes: int) -> tuple[Tensor, Tensor, float]:
-    """Mixup (Zhang et al.; seed 000 §4.3): convex combinations of pairs of examples and of their labels.
+    """Mixup (Zhang et al.; Latif et al. 2020 §4.3): convex combinations of pairs of examples and of their labels.
 
     ``x~ = lam * x_i + (1 - lam) * x_j`` and ``y~ = lam * y_i + (1 - lam) * y_j`` with one
     ``lam ~ Beta(alpha, alpha)`` per batch and ``j`` a random permutation of the batch.

@@ -1,4 +1,4 @@
-"""CNNBiLSTMMLP: seed 002's CNN + BiLSTM + MLP on the 162-row librosa feature stack, with or without dropout."""
+"""CNNBiLSTMMLP: Pankratz et al.' CNN + BiLSTM + MLP on the 162-row librosa feature stack, with or without dropout."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ser_lightning.models.networks.cnn_bilstm_mlp import CNNBiLSTMMLPNet
 
 
 class CNNBiLSTMMLP(SERClassificationTask):
-    """CNN + BiLSTM + MLP classifier of Pankratz et al. (seed 002 §3-4) with its librosa feature front-end.
+    """CNN + BiLSTM + MLP classifier of Pankratz et al. (§3-4) with its librosa feature front-end.
 
     Front-end: :class:`~ser_lightning.models.frontends_librosa.LibrosaFeatureStack`, 162 rows per frame (ZCR,
     chroma, 20 MFCCs, RMS, 128 mel powers) at 16 kHz with librosa's default 2048-sample frames and 512-sample

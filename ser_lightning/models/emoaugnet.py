@@ -1,4 +1,4 @@
-"""EmoAugNet: seed 004's Conv1D-LSTM on frame-major ZCR/RMS/MFCC sequences."""
+"""EmoAugNet: Paul et al. 2025's Conv1D-LSTM on frame-major ZCR/RMS/MFCC sequences."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ser_lightning.models.networks.emoaugnet import EmoAugConvLSTMNet
 
 
 class EmoAugNet(SERClassificationTask):
-    """EmoAugNet (seed 004 §IV): ZCR + RMS + 20 MFCCs per frame, flattened, through a Conv1D-LSTM network.
+    """EmoAugNet (Paul et al. 2025 §IV): ZCR + RMS + 20 MFCCs per frame, flattened, through a Conv1D-LSTM network.
 
     Front-end: :class:`~ser_lightning.models.frontends_emoaugnet.ZcrRmsMfcc` (librosa's defaults: frames of 2048
     samples every 512, centred, at 22.05 kHz). Network:

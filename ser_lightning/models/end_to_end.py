@@ -1,4 +1,4 @@
-"""EndToEndRegressor: seed 001's raw-waveform CNN-LSTM predicting arousal (and valence) every 40 ms."""
+"""EndToEndRegressor: Triantafyllopoulos et al.'s raw-waveform CNN-LSTM predicting arousal (and valence) every 40 ms."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ser_lightning.models.regression import SERRegressionTask
 
 
 class EndToEndRegressor(SERRegressionTask):
-    """The end-to-end model of seed 001 §3.2.2 (after Trigeorgis et al., 2016) on the regression base.
+    """The end-to-end model of Triantafyllopoulos et al. §3.2.2 (after Trigeorgis et al., 2016) on the regression base.
 
     Input: the raw 16 kHz waveform (:class:`~ser_lightning.models.frontends.RawWaveform`), cut by the network
     into 40 ms chunks, one per target frame (``sample_rate / target_rate_hz`` samples); two convolutions (20 and

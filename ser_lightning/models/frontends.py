@@ -69,9 +69,9 @@ class FrontEnd(nn.Module, ABC):
 
 
 class LogSpectrogram(FrontEnd):
-    """Log-power STFT spectrogram keeping the lowest ``n_bins`` frequency rows (seed 000 §4.2).
+    """Log-power STFT spectrogram keeping the lowest ``n_bins`` frequency rows (Latif et al. 2020 §4.2).
 
-    Defaults follow seed 000: a 25 ms Hamming window with a 10 ms shift and a spectrogram 128 rows high. At
+    Defaults follow Latif et al. 2020: a 25 ms Hamming window with a 10 ms shift and a spectrogram 128 rows high. At
     16 kHz the 400-point FFT has 201 bins of 40 Hz; the lowest 128 cover 0-5.1 kHz, where the prosodic and
     voice-quality cues of emotion lie. Values are ``log(power + floor)``; silence maps to ``log(floor)``.
 
@@ -121,7 +121,7 @@ class LogSpectrogram(FrontEnd):
 
 
 class LogMel(FrontEnd):
-    """Log mel filterbank energies (e.g. seed 003: 40 bands, Hamming 25 ms / 10 ms).
+    """Log mel filterbank energies (e.g. the E-transformer paper: 40 bands, Hamming 25 ms / 10 ms).
 
     Args:
         sample_rate: sample rate of the input waveform.

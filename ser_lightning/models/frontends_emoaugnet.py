@@ -1,4 +1,4 @@
-"""EmoAugNet's front-end (seed 004 §IV): zero-crossing rate, RMS energy and 20 MFCCs per frame, as librosa does."""
+"""EmoAugNet's front-end (Paul et al. §IV): zero-crossing rate, RMS energy and 20 MFCCs per frame, as librosa does."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 class ZcrRmsMfcc(FrontEnd):
-    """ZCR, RMS and MFCC per frame, stacked into ``[B, 1, 2 + n_mfcc, frames]`` (seed 004 §IV, Fig. 2).
+    """ZCR, RMS and MFCC per frame, stacked into ``[B, 1, 2 + n_mfcc, frames]`` (Paul et al. 2025 §IV, Fig. 2).
 
     A torch re-implementation of librosa's defaults (``librosa.feature.zero_crossing_rate``, ``rms`` and
     ``mfcc`` with ``frame_length=2048, hop_length=512``), which the paper's 2376-value input implies: 2.5 s at

@@ -1,4 +1,4 @@
-"""The librosa feature stack of seed 002 (Pankratz et al., RAVDESS), computed in torch on the model's device."""
+"""The librosa feature stack of Pankratz et al. (RAVDESS), computed in torch on the model's device."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from ser_lightning.models.frontends import FrontEnd
 
 
 class LibrosaFeatureStack(FrontEnd):
-    """Per-frame stack of librosa features: ZCR, chroma-STFT, MFCC, RMS and mel power (seed 002 §3).
+    """Per-frame stack of librosa features: ZCR, chroma-STFT, MFCC, RMS and mel power (Pankratz et al. §3).
 
-    Seed 002 §3 derives "the Chroma-STFTs, MFCCs, Zero Crossing Rate, Root Mean Square Error, and the
+    Pankratz et al. §3 derives "the Chroma-STFTs, MFCCs, Zero Crossing Rate, Root Mean Square Error, and the
     mel-spectrogram" with librosa and stacks them vertically into a ``162 x K`` matrix. The paper names no
     analysis parameters, so librosa's defaults apply (as in the authors' public notebook, which calls the
     feature functions with default arguments and ``sr=16000``): ``n_fft = 2048`` Hann frames every 512 samples,

@@ -1,4 +1,4 @@
-"""RBLSTMETransformer: seed 003's residual-BLSTM + E-transformer model on 4 s log mel inputs."""
+"""RBLSTMETransformer: the E-transformer paper's residual-BLSTM + E-transformer model on 4 s log mel inputs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ser_lightning.models.networks.rblstm_etransformer import (
 
 
 class RBLSTMETransformer(SERClassificationTask):
-    """3-Conv-Layers + residual-BLSTM + time pooling + E-transformer + statistics pooling (seed 003).
+    """3-Conv-Layers + residual-BLSTM + time pooling + E-transformer + statistics pooling (the E-transformer paper).
 
     Input features (§3.1): 40-band log mel spectrogram, 25 ms Hamming window, 10 ms shift (:class:`LogMel`;
     the FFT size, not given, is the next power of two of the window, 512 points at 16 kHz). The paper truncates

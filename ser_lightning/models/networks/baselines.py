@@ -1,4 +1,4 @@
-"""Seed 000's benchmark networks (Latif et al. §4.4): CNN, CNN-LSTM, DenseNet and DenseNet-LSTM, as pure modules.
+"""Latif et al.'s benchmark networks (Latif et al. §4.4): CNN, CNN-LSTM, DenseNet and DenseNet-LSTM, as pure modules.
 
 All four read the same input as :class:`~ser_lightning.models.networks.dense_highway.DenseHighwayNet`: a
 ``[N, 1, F, T]`` log-power spectrogram segment (F = 128 rows, T = 256 frames of 10 ms in the paper). Batch
@@ -96,7 +96,7 @@ class TimeDistributedFC(nn.Module):
 
 
 class SpectrogramCNN(nn.Module):
-    """Spectrogram CNN-LSTM (seed 000 §4.4, after its reference [36]) and the CNN derived from it.
+    """Spectrogram CNN-LSTM (Latif et al. 2020 §4.4, after its reference [36]) and the CNN derived from it.
 
     The seed's text does not list reference [36]'s layer sizes (nor its reference list). We implement the
     spectrogram CNN-LSTM of that line of work (Satt et al., Interspeech 2017; Etienne et al., 2018, whose
@@ -220,7 +220,7 @@ def _dense_size(size: int, transitions: int) -> int:
 
 
 class SpectrogramDenseNet(nn.Module):
-    """The DenseNet and DenseNet-LSTM benchmarks of seed 000 §4.4.
+    """The DenseNet and DenseNet-LSTM benchmarks of Latif et al. 2020 §4.4.
 
     Layout, on a ``[N, 1, F, T]`` spectrogram segment:
 

@@ -1,4 +1,4 @@
-"""CNN + BiLSTM + MLP classifier of seed 002 (Pankratz et al., "Fully-connected and dropout layers in SER")."""
+"""CNN + BiLSTM + MLP classifier of Pankratz et al. ("Fully-connected and dropout layers in SER")."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 
 class CNNBiLSTMMLPNet(nn.Module):
-    """Two 1-D convolutions over the feature rows, a bidirectional LSTM, mean+max pooling and an MLP (seed 002 §4).
+    """Two 1-D convolutions over the feature rows, a bidirectional LSTM, mean+max pooling, an MLP (Pankratz et al. §4).
 
     Layers, from the paper's §4 unless noted:
 

@@ -1,4 +1,4 @@
-"""DenseNet + LSTM + Highway network of seed 000 (Latif et al., robust SER), as a pure ``nn.Module``."""
+"""DenseNet + LSTM + Highway network of Latif et al. 2020 (Latif et al., robust SER), as a pure ``nn.Module``."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class DenseLayer(nn.Module):
 
 
 class DenseBlock(nn.Sequential):
-    """DenseBlock(L, G): L dense layers, each seeing the maps of all the layers before it (seed 000, Eq. 1).
+    """DenseBlock(L, G): L dense layers, each seeing the maps of all the layers before it (Latif et al. 2020, Eq. 1).
 
     Args:
         in_channels: input feature maps.
@@ -78,7 +78,7 @@ class HighwayLayer(nn.Module):
 
 
 class DenseHighwayNet(nn.Module):
-    """DenseNet + LSTM + Highway network for utterance-segment emotion classification (seed 000 §3, §4.4).
+    """DenseNet + LSTM + Highway network for utterance-segment emotion classification (Latif et al. 2020 §3, §4.4).
 
     Layout, on a ``[B, 1, F, T]`` spectrogram segment (F = 128, T = 256 in the paper):
 

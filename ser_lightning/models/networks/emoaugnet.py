@@ -1,4 +1,4 @@
-"""EmoAugNet's hybrid Conv1D-LSTM network (seed 004 §IV, Table I), as a pure ``nn.Module``."""
+"""EmoAugNet's hybrid Conv1D-LSTM network (Paul et al. 2025 §IV, Table I), as a pure ``nn.Module``."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def keras_parameter_count(module: nn.Module, exclude: tuple[str, ...] = ("input_
 
 
 class EmoAugConvLSTMNet(nn.Module):
-    """The Conv1D-LSTM classifier of EmoAugNet (Table I of seed 004), on frame-major flattened ZCR/RMS/MFCC.
+    """The Conv1D-LSTM classifier of EmoAugNet (Table I of Paul et al. 2025), on frame-major flattened ZCR/RMS/MFCC.
 
     Input ``[N, 1, F, T]`` features (``F = 22``: ZCR, RMS, 20 MFCCs) are flattened frame by frame into one
     channel, ``[N, 1, T * F]`` — the paper's "features stacked sequentially to maintain the temporal structure";

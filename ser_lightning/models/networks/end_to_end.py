@@ -1,4 +1,4 @@
-"""Seed 001's end-to-end raw-audio CNN-LSTM for continuous arousal (after Trigeorgis et al., 2016)."""
+"""Triantafyllopoulos et al.'s end-to-end raw-audio CNN-LSTM for continuous arousal (after Trigeorgis et al., 2016)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from torch import Tensor, nn
 
 
 class EndToEndNet(nn.Module):
-    """Raw waveform -> one prediction per target every 40 ms (seed 001 §3.2.2).
+    """Raw waveform -> one prediction per target every 40 ms (Triantafyllopoulos et al. 2019 §3.2.2).
 
     The waveform is cut into non-overlapping chunks of ``chunk_samples`` (40 ms at 16 kHz = 640 samples, one
     per RECOLA annotation frame: chunk ``i`` covers ``[i * 40 ms, (i + 1) * 40 ms)``; the last, partial chunk is
     zero-padded). Each chunk goes through the convolutional feature extractor on its own, as in the reference
-    implementation of Trigeorgis et al. ("Adieu features?", ICASSP 2016) that seed 001 builds on; the
+    implementation of Trigeorgis et al. ("Adieu features?", ICASSP 2016) that Triantafyllopoulos et al. 2019 builds on;
+    the
     sequence of chunk features goes through the LSTMs, which carry the temporal context:
 
     1. ``Conv1d(1 -> conv_channels[0], kernel_sizes[0])`` + ReLU, dropout 0.5, max-pooling (size = stride
@@ -28,9 +29,11 @@ class EndToEndNet(nn.Module):
 
     Choices the paper leaves open:
 
-    * Filters: seed 001 says "two 1D convolution layers containing 20 and 40 filter banks", read here as 20
+    * Filters: Triantafyllopoulos et al. 2019 says "two 1D convolution layers containing 20 and 40 filter banks", read
+      here as 20
       and 40 output channels. Trigeorgis et al.'s released code has 40 channels in both layers with kernels of
-      20 and 40 samples; seed 001's numbers match those kernels, so the kernel sizes are 20 and 40 samples
+      20 and 40 samples; Triantafyllopoulos et al. 2019's numbers match those kernels, so the kernel sizes are 20 and
+      40 samples
       (1.25 and 2.5 ms at 16 kHz), and ``conv_channels=(40, 40)`` gives the reference's widths.
     * Convolutions are ``same``-padded with zeros at chunk edges, stride 1, ReLU-activated (as the reference).
     * Pooling is over time with size equal to stride. The reference pools its second stage over the channel

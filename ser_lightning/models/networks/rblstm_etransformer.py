@@ -1,7 +1,7 @@
-"""Residual-BLSTM + time pooling + E-transformer network of seed 003, as a pure ``nn.Module``.
+"""Residual-BLSTM + time pooling + E-transformer network of the E-transformer paper, as a pure ``nn.Module``.
 
-"Learning emotion-salient features with multiple enhancements" (seed 003): a 3-Conv-Layers module, two
-residual-BLSTM modules, time pooling, three E-transformer modules, statistics pooling and a softmax layer, on
+"Learning emotion-salient features with multiple enhancements" (the E-transformer paper): a 3-Conv-Layers
+module, two residual-BLSTM modules, time pooling, three E-transformer modules, statistics pooling and a softmax layer, on
 40-band log mel spectrograms. Switches reproduce the component ablations Base1-Base7 of its Table 2.
 """
 
@@ -18,7 +18,7 @@ TimePoolingMode = Literal["max", "avg"]
 
 
 class ConvBlock(nn.Sequential):
-    """One block of the 3-Conv-Layers module (seed 003 §2.1): Conv1d (stride 1, "same" padding) -> BN -> ReLU.
+    """One block of the 3-Conv-Layers module (§2.1): Conv1d (stride 1, "same" padding) -> BN -> ReLU.
 
     Args:
         in_channels: input channels.
@@ -35,7 +35,7 @@ class ConvBlock(nn.Sequential):
 
 
 class ConvModule(nn.Module):
-    """The 3-Conv-Layers module (seed 003 §2.1, Fig. 1).
+    """The 3-Conv-Layers module (the E-transformer paper §2.1, Fig. 1).
 
     Three Conv1d -> BN -> ReLU blocks over time, kernels 5, 3, 3, stride 1, 128 output channels, with a residual
     connection "between the last one-dimensional convolution block and its input": ``y = block3(h2) + h2`` where
@@ -61,7 +61,7 @@ class ConvModule(nn.Module):
 
 
 class PositionwiseFFN(nn.Sequential):
-    """The FFN of Eq. (3): ``max(0, x W1 + b1) W2 + b2`` (seed 003 §2.2: 256 -> 512 -> 128).
+    """The FFN of Eq. (3): ``max(0, x W1 + b1) W2 + b2`` (the E-transformer paper §2.2: 256 -> 512 -> 128).
 
     Args:
         in_features: input width (the BLSTM output, 2 x hidden).
@@ -76,7 +76,8 @@ class PositionwiseFFN(nn.Sequential):
 class PlainBLSTM(nn.Module):
     """A BLSTM followed by the FFN, without the residual connection (the "BLSTM" of Base1, Base3, Base6, Base7).
 
-    Seed 003 §3.3 describes Base5 (Conv-residual-BLSTM) and Base6 (Conv-BLSTM) as differing only in "whether
+    the E-transformer paper §3.3 describes Base5 (Conv-residual-BLSTM) and Base6 (Conv-BLSTM) as differing
+    only in "whether
     there is a connection between the residual module and the FFN module. Except for this difference, the other
     parameters are the same", so the "BLSTM" of the ablations keeps the FFN (and the parameter count) and drops
     the skip: ``H = FFN(Dropout(BLSTM(X)))``.
@@ -107,7 +108,7 @@ class PlainBLSTM(nn.Module):
 
 
 class ResidualBLSTM(PlainBLSTM):
-    """The residual-BLSTM module (seed 003 §2.2, Eqs. 1-3): ``H = FFN(BLSTM(X)) + X``.
+    """The residual-BLSTM module (the E-transformer paper §2.2, Eqs. 1-3): ``H = FFN(BLSTM(X)) + X``.
 
     BLSTM with 128 units per direction (the input dimension, 128), regularised by dropout 0.2 on its output
     (the paper says only that "BLSTM is regularized using dropout"; a single-layer ``nn.LSTM`` has no internal
@@ -135,7 +136,7 @@ class ResidualBLSTM(PlainBLSTM):
 
 
 class ConvLayerNorm(nn.Module):
-    """The Conv1d layer of the E-transformer (seed 003 §2.4): Conv1d (kernel 3, stride 1) -> ReLU -> LayerNorm.
+    """The Conv1d layer of the E-transformer (§2.4): Conv1d (kernel 3, stride 1) -> ReLU -> LayerNorm.
 
     Args:
         channels: input and output channels (128, the transformer's d_model).
@@ -153,7 +154,7 @@ class ConvLayerNorm(nn.Module):
 
 
 def encoder_layer(d_model: int, num_heads: int, ffn: int, dropout: float) -> nn.TransformerEncoderLayer:
-    """The transformer encoder layer of seed 003 Fig. 2: MHSA and FFN sub-layers, each ``LayerNorm(x + f(x))``.
+    """The transformer encoder layer (Fig. 2): MHSA and FFN sub-layers, each ``LayerNorm(x + f(x))``.
 
     Post-norm as drawn ("a residual connection is employed around two sub-layers, followed by layer
     normalization"), ReLU FFN. The FFN width and dropout are not given in the paper; the defaults follow PyTorch's
@@ -184,7 +185,7 @@ class TransformerBlock(nn.Module):
 
 
 class ETransformer(nn.Module):
-    """The E-transformer module (seed 003 §2.4, Eqs. 5-8): ``Y = Conv1d(Encoder(Conv1d(T))) + T``.
+    """The E-transformer module (the E-transformer paper §2.4, Eqs. 5-8): ``Y = Conv1d(Encoder(Conv1d(T))) + T``.
 
     Each Conv1d is Conv1d (kernel 3, 128 channels) -> ReLU -> LayerNorm; the encoder layer is
     :func:`encoder_layer` (8 heads, d_model 128). No positional encoding is mentioned in the paper and none is
@@ -212,7 +213,7 @@ class ETransformer(nn.Module):
 
 
 class StatisticsPooling(nn.Module):
-    """Statistics pooling (seed 003 §2.5, Eq. 9): ``concat(mean_t(Y), std_t(Y))`` over all frames.
+    """Statistics pooling (the E-transformer paper §2.5, Eq. 9): ``concat(mean_t(Y), std_t(Y))`` over all frames.
 
     The standard deviation is the population one with a small variance floor, ``sqrt(var + eps)``, so that it
     is defined (and differentiable) for a single frame. All frames are pooled, padding included, as in the
@@ -233,7 +234,7 @@ class StatisticsPooling(nn.Module):
 
 
 class RBLSTMETransformerNet(nn.Module):
-    """3-Conv-Layers + residual-BLSTM + time pooling + E-transformer + statistics pooling (seed 003, Fig. 1).
+    """3-Conv-Layers + residual-BLSTM + time pooling + E-transformer + statistics pooling (Fig. 1).
 
     On a ``[B, 1, n_mels, T]`` log mel segment (40 bands, 400 frames of 10 ms in the paper's 4 s inputs), the
     mel bands are the channels of one-dimensional convolutions over time:
