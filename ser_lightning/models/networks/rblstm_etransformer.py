@@ -1,8 +1,8 @@
 """Residual-BLSTM + time pooling + E-transformer network of the E-transformer paper, as a pure ``nn.Module``.
 
 "Learning emotion-salient features with multiple enhancements" (the E-transformer paper): a 3-Conv-Layers
-module, two residual-BLSTM modules, time pooling, three E-transformer modules, statistics pooling and a softmax layer, on
-40-band log mel spectrograms. Switches reproduce the component ablations Base1-Base7 of its Table 2.
+module, two residual-BLSTM modules, time pooling, three E-transformer modules, statistics pooling and a softmax
+layer, on 40-band log mel spectrograms. Switches reproduce the component ablations Base1-Base7 of its Table 2.
 """
 
 from __future__ import annotations
