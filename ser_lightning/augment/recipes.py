@@ -19,11 +19,10 @@ name                        what one draw does
 ``emoaugnet_stretch_slow``  Paul et al. 2025: time stretch by a rate U(0.8, 0.9) (slower, longer)
 ``emoaugnet_stretch_fast``  Paul et al. 2025: time stretch by a rate U(1.1, 1.25) (faster, shorter)
 ``emoaugnet_shift``         Paul et al. 2025: circular shift by an integer in [-5000, 5000] samples
-``emoaugnet``               Paul et al. 2025, Fig. 1 on the fly: one of 10 equally likely versions per draw: the
-original,
-                            the five single augmentations above, and noise added after pitch, slow, fast or shift
-                            (the paper's "10 samples per file including combinations"; its exact list is not given
-                            in the text, this is our reading)
+``emoaugnet``               Paul et al. 2025, Fig. 1, on the fly: one of 10 equally likely versions per draw: the
+                            original, the five single augmentations above, and noise added after pitch, slow, fast
+                            or shift (the paper's "10 samples per file including combinations"; its exact list is
+                            not given in the text, this is our reading)
 ``pitch_noise``             Pankratz et al.: pitch shift up U(1, 2) or down U(-2, -1) semitones (even odds), then light
                             Gaussian noise, std = 0.01 x U(0, 1) x peak amplitude
 ``sp``                      Latif et al. 2020 / Ko et al. (2015): speed perturbation, factor drawn from {0.9, 1.0, 1.1}

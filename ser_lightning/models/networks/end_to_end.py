@@ -14,9 +14,8 @@ class EndToEndNet(nn.Module):
     The waveform is cut into non-overlapping chunks of ``chunk_samples`` (40 ms at 16 kHz = 640 samples, one
     per RECOLA annotation frame: chunk ``i`` covers ``[i * 40 ms, (i + 1) * 40 ms)``; the last, partial chunk is
     zero-padded). Each chunk goes through the convolutional feature extractor on its own, as in the reference
-    implementation of Trigeorgis et al. ("Adieu features?", ICASSP 2016) that Triantafyllopoulos et al. 2019 builds on;
-    the
-    sequence of chunk features goes through the LSTMs, which carry the temporal context:
+    implementation of Trigeorgis et al. ("Adieu features?", ICASSP 2016) that Triantafyllopoulos et al. 2019 builds
+    on; the sequence of chunk features goes through the LSTMs, which carry the temporal context:
 
     1. ``Conv1d(1 -> conv_channels[0], kernel_sizes[0])`` + ReLU, dropout 0.5, max-pooling (size = stride
        = ``pool_sizes[0]`` = 2) over time (§3.2.2: "20 and 40 filter banks", "max pooling ... stride of 2 and 10",
