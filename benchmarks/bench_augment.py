@@ -32,7 +32,7 @@ def main() -> None:
 
     from ser_lightning.audio import read_audio
     from ser_lightning.augment import RECIPES, Recipe, VoiceActivityTrimmer
-    from ser_lightning.synth.generate import ensure_corpus, read_manifest
+    from ser_lightning.synth import ensure_corpus, read_manifest
 
     rate = 16000
     corpus = ensure_corpus(size="default", seed=0, cache_dir=args.cache)

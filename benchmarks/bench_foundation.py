@@ -23,7 +23,7 @@ import torch
 
 from ser_lightning.data import SyntheticDataModule
 from ser_lightning.models import DenseHighway
-from ser_lightning.synth.generate import ensure_corpus
+from ser_lightning.synth import ensure_corpus
 
 
 class _Clock(pl.Callback):

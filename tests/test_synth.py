@@ -18,17 +18,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_lightning.synth import generate as gen
+from ser_lightning.synth import cache as corpus_cache
+from ser_lightning.synth.cache import corpus_dir_name, ensure_corpus, read_manifest, verify_corpus
 from ser_lightning.synth.design import DEFAULT_EMOTIONS, EMOTIONS, VOICE_SETS, get_voice_set, resolve_emotions
 from ser_lightning.synth.espeak import NATIVE_SAMPLE_RATE, ESpeakSynthesizer, SynthesisError
-from ser_lightning.synth.generate import (
-    MANIFEST_COLUMNS,
-    corpus_dir_name,
-    ensure_corpus,
-    plan_corpus,
-    read_manifest,
-    verify_corpus,
-)
+from ser_lightning.synth.plan import GENERATOR_VERSION, MANIFEST_COLUMNS, CorpusGenerationError, plan_corpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEXT = "The meeting is scheduled for Thursday afternoon."
@@ -38,7 +32,7 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     return subprocess.run(
-        [sys.executable, "-m", "ser_lightning.synth.generate", *args],
+        [sys.executable, "-m", "ser_lightning.synth", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -70,7 +64,7 @@ def fake_generator(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         calls.append(out_dir)
         shutil.copytree(tiny, out_dir)
 
-    monkeypatch.setattr(gen, "_run_generator", run)
+    monkeypatch.setattr(corpus_cache, "_run_generator", run)
     return calls
 
 
@@ -193,7 +187,7 @@ def test_second_voice_set_synthesizes() -> None:
 
 def test_tiny_corpus_layout_and_counts(tiny: Path, synth_cache: Path) -> None:
     assert tiny == synth_cache / corpus_dir_name("tiny", 0)
-    assert tiny.name == "synthetic-en-tiny-seed0-neu-hap-ang-sad-v" + str(gen.GENERATOR_VERSION)
+    assert tiny.name == "synthetic-en-tiny-seed0-neu-hap-ang-sad-v" + str(GENERATOR_VERSION)
     with open(tiny / "manifest.csv", newline="") as fh:
         assert tuple(next(csv.reader(fh))) == MANIFEST_COLUMNS
     rows = read_manifest(tiny)
@@ -264,7 +258,7 @@ def test_interrupted_generation_is_regenerated(
     leftover = tmp_path / f".{name}.tmp-99999-deadbeef"
     (leftover / "wav").mkdir(parents=True)
     assert any("corpus.json" in p for p in verify_corpus(target))
-    with caplog.at_level(logging.INFO, logger="ser_lightning.synth.generate"):
+    with caplog.at_level(logging.INFO, logger="ser_lightning.synth.cache"):
         out = ensure_corpus(size="tiny", seed=0, cache_dir=tmp_path)
     assert out == target
     assert len(fake_generator) == 1 and fake_generator[0].name.startswith(f".{name}.tmp-")
@@ -286,7 +280,7 @@ def test_damaged_files_are_detected_and_regenerated(
     deleted.unlink()
     problems = " ".join(verify_corpus(target))
     assert rows[0]["path"] in problems and rows[1]["path"] in problems
-    with caplog.at_level(logging.WARNING, logger="ser_lightning.synth.generate"):
+    with caplog.at_level(logging.WARNING, logger="ser_lightning.synth.cache"):
         out = ensure_corpus(size="tiny", seed=0, cache_dir=tmp_path)
     assert len(fake_generator) == 1
     assert verify_corpus(out, mode="full") == []
@@ -318,7 +312,7 @@ def test_lock_makes_a_second_caller_wait_and_reuse(tiny: Path, tmp_path: Path, m
     def must_not_generate(*args, **kwargs) -> None:
         raise AssertionError("the waiting caller must not generate")
 
-    monkeypatch.setattr(gen, "_run_generator", must_not_generate)
+    monkeypatch.setattr(corpus_cache, "_run_generator", must_not_generate)
     name = corpus_dir_name("tiny", 0)
     result: dict[str, object] = {}
 
@@ -343,15 +337,15 @@ def test_lock_makes_a_second_caller_wait_and_reuse(tiny: Path, tmp_path: Path, m
 
 
 def test_generator_failure_reports_stderr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(gen.CorpusGenerationError, match="joy"):
-        gen._run_generator(tmp_path / "x", "tiny", 0, "en", ["neutral", "joy"])
+    with pytest.raises(CorpusGenerationError, match="joy"):
+        corpus_cache._run_generator(tmp_path / "x", "tiny", 0, "en", ["neutral", "joy"])
 
     def failing(out_dir, size, seed, voice_set, emotions):
         (out_dir / "wav").mkdir(parents=True)  # partial output
-        raise gen.CorpusGenerationError("synthetic corpus generation failed: boom on stderr")
+        raise CorpusGenerationError("synthetic corpus generation failed: boom on stderr")
 
-    monkeypatch.setattr(gen, "_run_generator", failing)
-    with pytest.raises(gen.CorpusGenerationError, match="boom"):
+    monkeypatch.setattr(corpus_cache, "_run_generator", failing)
+    with pytest.raises(CorpusGenerationError, match="boom"):
         ensure_corpus(size="tiny", seed=0, cache_dir=tmp_path)
     assert not any(".tmp-" in p.name for p in tmp_path.iterdir())
     assert not (tmp_path / corpus_dir_name("tiny", 0)).exists()

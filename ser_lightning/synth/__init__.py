@@ -11,10 +11,16 @@ Typical use::
 
     corpus_dir = ensure_corpus(size="default", seed=0)  # generated once, then cached
     rows = read_manifest(corpus_dir)  # utt_id, path, label, speaker, gender, session, sentence, ...
+
+Modules, in dependency order: :mod:`~ser_lightning.synth.design` (speakers, emotions, sentences, sizes, as data),
+:mod:`~ser_lightning.synth.espeak` (the eSpeak NG binding), :mod:`~ser_lightning.synth.plan` (version, layout and
+the sampled parameters of every utterance), :mod:`~ser_lightning.synth.dsp` (trimming, level, noise floor, WAV),
+:mod:`~ser_lightning.synth.render` (plans to files, one worker process per speaker),
+:mod:`~ser_lightning.synth.cache` (naming, verification, locking, :func:`ensure_corpus`) and
+``python -m ser_lightning.synth`` (the command line, :mod:`ser_lightning.synth.__main__`).
 """
 
-from typing import Any
-
+from ser_lightning.synth.cache import corpus_dir_name, ensure_corpus, read_manifest, verify_corpus
 from ser_lightning.synth.design import (
     ALL_EMOTIONS,
     DEFAULT_EMOTIONS,
@@ -30,34 +36,15 @@ from ser_lightning.synth.design import (
     resolve_emotions,
 )
 from ser_lightning.synth.espeak import NATIVE_SAMPLE_RATE, ESpeakSynthesizer, SynthesisError, espeak_version
-
-# The generation module is imported lazily: ``python -m ser_lightning.synth.generate`` must not find it
-# already imported by the package.
-_GENERATE_EXPORTS = frozenset(
-    {
-        "GENERATOR_VERSION",
-        "MANIFEST_COLUMNS",
-        "SAMPLE_RATE",
-        "CorpusGenerationError",
-        "UtterancePlan",
-        "corpus_dir_name",
-        "ensure_corpus",
-        "generate_corpus",
-        "plan_corpus",
-        "read_manifest",
-        "verify_corpus",
-    }
+from ser_lightning.synth.plan import (
+    GENERATOR_VERSION,
+    MANIFEST_COLUMNS,
+    SAMPLE_RATE,
+    CorpusGenerationError,
+    UtterancePlan,
+    plan_corpus,
 )
-
-
-def __getattr__(name: str) -> Any:
-    """Resolve the exports of :mod:`ser_lightning.synth.generate` on first access."""
-    if name in _GENERATE_EXPORTS:
-        from ser_lightning.synth import generate
-
-        return getattr(generate, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from ser_lightning.synth.render import generate_corpus
 
 __all__ = [
     "ALL_EMOTIONS",

@@ -15,7 +15,10 @@ A :class:`VoiceSet` bundles the speakers and sentences of one language (``en`` i
 a second one for cross-corpus experiments); :data:`SIZES` name the corpus sizes of each voice set.
 
 Changing anything here changes the generated audio: bump ``GENERATOR_VERSION`` in
-:mod:`ser_lightning.synth.generate` when you do.
+:mod:`ser_lightning.synth.plan` when you do.
+
+The module is long (~550 lines) because most of it is data: the speaker tables, emotion profiles and sentences
+of each voice set; the code is a few small dataclasses and look-ups.
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ same arguments in one process does not. Corpus generation therefore runs in a fr
 order.
 
 eSpeak NG is GPL-3.0 licensed; it is used as a separate, unmodified dependency (the PyPI wheel).
+
+The module stays whole (~520 lines): the ctypes declarations, the data-folder mirror and
+:class:`ESpeakSynthesizer` all act on one process-wide engine (its callback buffer, its lock, its private data
+folder and its utterance count); splitting them would spread that private state across modules.
 """
 
 from __future__ import annotations
