@@ -37,7 +37,7 @@ def _run_in_tmp(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatc
 @pytest.fixture(scope="session")
 def tiny_corpus(_private_cache: Path) -> Path:
     """The tiny synthetic corpus, generated once per session."""
-    from ser_lightning.synth.generate import ensure_corpus
+    from ser_lightning.synth import ensure_corpus
 
     return ensure_corpus(size="tiny", seed=0, cache_dir=_private_cache)
 

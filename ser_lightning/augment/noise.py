@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 
 from ser_lightning.audio import AUDIO_SUFFIXES, read_audio
+from ser_lightning.synth import ensure_corpus, read_manifest
 
 """File suffixes that :class:`FolderNoiseBank` treats as audio (case-insensitive)."""
 
@@ -202,7 +203,7 @@ class ProceduralNoiseBank(NoiseBank):
         babble_talkers: Number of talkers summed into the babble.
         babble_seconds: Length of the cached babble buffer.
         cache_dir: Cache folder of the synthetic corpus (default: that of
-            :func:`ser_lightning.synth.generate.ensure_corpus`).
+            :func:`ser_lightning.synth.ensure_corpus`).
     """
 
     EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
@@ -278,8 +279,6 @@ class ProceduralNoiseBank(NoiseBank):
 
     def _make_babble(self, rate: int) -> np.ndarray:
         """Builds the babble buffer (see :meth:`babble_buffer`)."""
-        from ser_lightning.synth.generate import ensure_corpus, read_manifest
-
         corpus = ensure_corpus(size="tiny", seed=0, cache_dir=self.cache_dir)
         by_speaker: dict[str, list[str]] = {}
         for row in read_manifest(corpus):
