@@ -1,4 +1,8 @@
-"""Cross-corpus evaluation: the trained model on another corpus, in the model's label space (seed 000 §5.4)."""
+"""Cross-corpus evaluation: the trained model on another corpus, in the model's label space.
+
+Latif et al. (2020), §5.4: e.g. a model trained on IEMOCAP tested on MSP-IMPROV. UA, WA and macro-F1 are
+:mod:`ser_lightning.metrics`'s, computed from the confusion matrix summed across processes.
+"""
 
 from __future__ import annotations
 
@@ -10,47 +14,20 @@ from dataclasses import replace
 from typing import Literal
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from ser_lightning.data.base import SERDataModule
 from ser_lightning.data.cross_corpus import draw_selection_speakers, harmonise_label
 from ser_lightning.data.manifest import Utterance, unique
+from ser_lightning.metrics import confusion_matrix, scores_from_confusion
 from ser_lightning.results import confusion_figure, jsonable, log_figure, run_dir, update_results
 
 log = logging.getLogger(__name__)
 
 Part = Literal["protocol_test", "test", "all"]
-
-
-def metrics_from_confusion(matrix: np.ndarray) -> dict[str, float]:
-    """UA, WA and macro-F1 of a confusion matrix (rows: true classes), over the classes that occur.
-
-    A class of the model's that the evaluated corpus does not have (an all-zero row) is left out of the
-    averages instead of counting as a recall of 0.
-
-    Args:
-        matrix: ``[C, C]`` counts, ``matrix[true, predicted]``.
-
-    Returns:
-        ``{"ua", "wa", "f1"}``; NaN when the matrix is empty.
-    """
-    matrix = np.asarray(matrix, dtype=np.float64)
-    total = matrix.sum()
-    if total == 0:
-        return {"ua": float("nan"), "wa": float("nan"), "f1": float("nan")}
-    support = matrix.sum(axis=1)
-    present = support > 0
-    tp = np.diag(matrix)
-    recall = tp[present] / support[present]
-    predicted = matrix.sum(axis=0)[present]
-    precision = np.divide(tp[present], predicted, out=np.zeros_like(recall), where=predicted > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(recall), where=precision + recall > 0)
-    return {"ua": float(recall.mean()), "wa": float(tp.sum() / total), "f1": float(f1.mean())}
 
 
 class CrossCorpusEvaluation(Callback):
@@ -60,12 +37,12 @@ class CrossCorpusEvaluation(Callback):
     with its own root. Its labels are harmonised through
     :data:`~ser_lightning.data.cross_corpus.CANONICAL_LABELS` plus ``label_map``; utterances whose label has no
     counterpart among the model's classes are dropped and counted, and classes the corpus lacks are left out of
-    the averages. Which of its utterances are evaluated is ``part``:
+    the UA (see :mod:`ser_lightning.metrics`). Which of its utterances are evaluated is ``part``:
 
-    * ``protocol_test`` — seed 000 §5.4: the corpus' speakers are drawn (``seed``) into a ``selection_fraction``
-      (30 %) selection part and a test part (70 %); the test part is evaluated. This is the same draw as
-      :class:`~ser_lightning.data.CrossCorpusDataModule`'s, so a model trained and selected there is tested on
-      exactly the same speakers;
+    * ``protocol_test`` — Latif et al. (2020), §5.4: the corpus' speakers are drawn (``seed``) into a
+      ``selection_fraction`` (30 %) selection part and a test part (70 %); the test part is evaluated. This is
+      the same draw as :class:`~ser_lightning.data.CrossCorpusDataModule`'s, so a model trained and selected
+      there is tested on exactly the same speakers;
     * ``test`` — the test split of ``data``'s own protocol and fold;
     * ``all`` — every utterance.
 
@@ -178,7 +155,7 @@ class CrossCorpusEvaluation(Callback):
             num_workers=self.data.num_workers,
             collate_fn=self.data.collate_fn,
         )
-        confusion = MulticlassConfusionMatrix(len(class_names)).to(pl_module.device)
+        confusion = confusion_matrix(len(class_names)).to(pl_module.device)
         limit = int(trainer.fast_dev_run) if trainer.fast_dev_run else None
         with torch.no_grad(), trainer.precision_plugin.forward_context():
             for batch_index, batch in enumerate(loader):
@@ -187,7 +164,7 @@ class CrossCorpusEvaluation(Callback):
                 probs = pl_module(batch["waveform"].to(pl_module.device), batch["length"].to(pl_module.device))
                 confusion.update(probs.float(), model_index[batch["index"]].to(pl_module.device))
         matrix = confusion.compute().cpu().numpy()
-        values = metrics_from_confusion(matrix)
+        values = scores_from_confusion(matrix)
         for key, value in values.items():
             pl_module.log(f"test_{key}_cross_{self.name}", value)
         directory = run_dir(trainer)  # a collective under DDP

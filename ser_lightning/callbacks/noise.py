@@ -1,0 +1,274 @@
+"""Noise robustness: the test split under additive noise at every (noise category, SNR) of a grid.
+
+Mismatched condition (Latif et al. 2020, §5.2): the model is whatever was trained; only the test inputs are
+noisy, with noise seeded per (seed, category, utterance id) so that every model, batch size and process layout
+sees identical noisy inputs. The clean test batches come from the shared cache of :class:`TestSetRobustness`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+
+from ser_lightning.augment.noise import NoiseBank, ProceduralNoiseBank, mix_at_snr
+from ser_lightning.callbacks.test_cache import CachedBatch, TestSetRobustness
+from ser_lightning.metrics import METRIC_NAMES
+from ser_lightning.results import log_figure
+
+log = logging.getLogger(__name__)
+
+
+def snr_tag(snr_db: float) -> str:
+    """The SNR part of a metric key: ``snr0db``, ``snr10db``, ``snr-5db``, ``snr2.5db``.
+
+    Args:
+        snr_db: the SNR in dB.
+    """
+    value = float(snr_db)
+    text = str(int(value)) if value.is_integer() else repr(value)
+    return f"snr{text}db"
+
+
+def category_slug(category: str) -> str:
+    """A noise category as a metric-key part: lower-cased, runs of non-alphanumerics replaced by ``_``.
+
+    ``noise`` is reserved for the mean over categories (``test_ua_noise_snr<k>db``), so a category whose slug
+    would be ``noise`` (e.g. MUSAN's ``noise`` folder) becomes ``noise_category``.
+
+    Args:
+        category: a noise bank category (e.g. ``DKITCHEN``).
+    """
+    slug = re.sub(r"[^a-z0-9]+", "_", category.lower()).strip("_") or "unnamed"
+    return "noise_category" if slug == "noise" else slug
+
+
+def _describe_bank(bank: NoiseBank) -> dict[str, Any]:
+    """The bank's class and its simple public settings (root, layout, seed...), for the results."""
+    settings = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in vars(bank).items()
+        if not k.startswith("_") and isinstance(v, str | int | float | bool | Path | type(None))
+    }
+    return {"class": f"{type(bank).__module__}.{type(bank).__name__}", **settings}
+
+
+class NoiseRobustness(TestSetRobustness):
+    """Test-set UA/WA/F1 under additive noise for every (noise category, SNR), after the clean test.
+
+    Mismatched condition (Latif et al. 2020, §5.2): the model is whatever was trained; only the test inputs are
+    noisy. Each utterance's noise is drawn once per category from a generator seeded by ``(seed, category,
+    utterance id)`` (stable CRC32 hashes) — independent of the SNR (the same noise segment at every SNR), of
+    batch size and order, of the model and of the DDP sharding — and mixed with
+    :func:`ser_lightning.augment.noise.mix_at_snr` into the unpadded utterance. A silent utterance (zero power:
+    its SNR is undefined) is evaluated clean and counted in ``silent_utterances``.
+
+    Logs ``test_ua_<noise>_snr<k>db`` and ``test_wa_<noise>_snr<k>db`` for each cell (see :func:`category_slug`
+    and :func:`snr_tag`), ``test_ua_noise_snr<k>db`` / ``test_wa_noise_snr<k>db`` (mean over categories, as
+    Table 2 of Latif et al. (2020) reports per SNR). Writes ``noise_robustness.csv``/``.json`` and a
+    UA-versus-SNR plot ``noise_robustness.png`` (also sent to TensorBoard / W&B) into the run directory and the
+    table into ``results.json`` under ``noise_robustness``.
+
+    Five DEMAND environments as in Latif et al. (2020): ``bank=FolderNoiseBank(root=..., layout="demand")``
+    with ``categories=["DKITCHEN", "PPARK", "PSTATION", "STRAFFIC", "PCAFETER"]``.
+
+    Args:
+        bank: the noise source (default: :class:`~ser_lightning.augment.noise.ProceduralNoiseBank`: white,
+            pink, brown, babble, traffic).
+        categories: the noise categories evaluated (default: all of the bank's).
+        snr_db: the SNRs in dB.
+        seed: seed of the noise draws.
+    """
+
+    name = "noise_robustness"
+
+    def __init__(
+        self,
+        bank: NoiseBank | None = None,
+        categories: Sequence[str] | None = None,
+        snr_db: Sequence[float] = (0.0, 10.0, 20.0),
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.bank = bank if bank is not None else ProceduralNoiseBank()
+        self.categories = list(categories) if categories is not None else list(self.bank.categories)
+        if not self.categories:
+            raise ValueError("NoiseRobustness needs at least one noise category")
+        unknown = [c for c in self.categories if c not in self.bank.categories]
+        if unknown:
+            raise ValueError(
+                f"noise categories {unknown} are not in the {type(self.bank).__name__}; "
+                f"available: {list(self.bank.categories)}"
+            )
+        slugs = [category_slug(c) for c in self.categories]
+        if len(set(slugs)) != len(slugs):
+            raise ValueError(f"noise categories {self.categories} collide as metric names {slugs}")
+        self.snr_db = [float(s) for s in snr_db]
+        if not self.snr_db:
+            raise ValueError("NoiseRobustness needs at least one SNR")
+        if not all(math.isfinite(s) for s in self.snr_db):
+            raise ValueError(f"snr_db must be finite numbers, got {list(snr_db)}")
+        if len(set(self.snr_db)) != len(self.snr_db):
+            raise ValueError(f"snr_db has duplicates: {list(snr_db)}")
+        self.seed = int(seed)
+
+    def noise_for(self, utt_id: str, category: str, num_samples: int, sample_rate: int) -> np.ndarray:
+        """The noise an utterance gets for a category (the same at every SNR, for every model and batching).
+
+        Args:
+            utt_id: the utterance id.
+            category: the noise category.
+            num_samples: the utterance's length in samples.
+            sample_rate: its sample rate.
+
+        Returns:
+            ``num_samples`` float32 noise samples.
+        """
+        key = [self.seed, zlib.crc32(category.encode()), zlib.crc32(str(utt_id).encode())]
+        rng = np.random.default_rng(key)
+        return self.bank.sample(category, num_samples, sample_rate, rng)
+
+    def noisy_versions(
+        self, waveform: Tensor, lengths: Tensor, utt_ids: Sequence[str], category: str, sample_rate: int
+    ) -> tuple[dict[float, Tensor], int]:
+        """The batch mixed with one category's noise at every SNR of the grid.
+
+        Args:
+            waveform: ``[B, T]`` clean zero-padded waveforms (CPU).
+            lengths: ``[B]`` valid samples.
+            utt_ids: the utterances' ids.
+            category: the noise category.
+            sample_rate: the waveforms' sample rate.
+
+        Returns:
+            ``({snr_db: [B, T] noisy waveforms, re-padded with zeros}, number of silent utterances left clean)``.
+        """
+        out = {snr: waveform.clone() for snr in self.snr_db}
+        silent = 0
+        for row, (utt, length) in enumerate(zip(utt_ids, lengths.tolist(), strict=True)):
+            speech = waveform[row, :length].numpy()
+            if length == 0 or not np.any(speech):
+                silent += 1
+                continue
+            noise = self.noise_for(utt, category, length, sample_rate)
+            for snr in self.snr_db:
+                try:
+                    # The noise has the utterance's length, so mix_at_snr neither crops nor tiles: no draws.
+                    mixed = mix_at_snr(speech, noise, snr, np.random.default_rng(0))
+                except ValueError as error:
+                    raise ValueError(f"cannot mix {category!r} noise into utterance {utt!r}: {error}") from error
+                out[snr][row, :length] = torch.from_numpy(mixed)
+        return out, silent
+
+    def evaluate(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batches: list[CachedBatch]
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """Evaluates every (category, SNR) cell over the cached batches (see :class:`TestSetRobustness`)."""
+        device = pl_module.device
+        rate = int(pl_module.frontend.sample_rate) if hasattr(pl_module, "frontend") else None
+        if rate is None:
+            datamodule = getattr(trainer, "datamodule", None)
+            rate = int(getattr(datamodule, "sample_rate", 16000))
+        clean = self.new_metrics(pl_module)
+        cells = {(c, s): self.new_metrics(pl_module) for c in self.categories for s in self.snr_db}
+        silent = 0
+        noise_seconds = model_seconds = 0.0
+        for batch in batches:
+            labels = batch.labels.to(device)
+            clean.update(self.clean_probs(trainer, pl_module, batch), labels)
+            for category in self.categories:
+                started = time.perf_counter()
+                versions, silent_rows = self.noisy_versions(
+                    batch.waveform, batch.lengths, batch.utt_ids, category, rate
+                )
+                noise_seconds += time.perf_counter() - started
+                silent += silent_rows
+                started = time.perf_counter()
+                for snr, noisy in versions.items():
+                    cells[(category, snr)].update(self.predict(trainer, pl_module, noisy, batch.lengths), labels)
+                model_seconds += time.perf_counter() - started
+        self.seconds.update({"noise_mixing": noise_seconds, "model": model_seconds})
+        # compute() synchronises across processes: every process computes the same cells in the same order.
+        clean_values = self.scores(clean)
+        values = {key: self.scores(m) for key, m in cells.items()}
+        num_utterances = self.count(trainer, sum(len(b.utt_ids) for b in batches), device)
+        silent_total = self.count(trainer, silent, device) // len(self.categories)
+        if silent_total:
+            log.warning(
+                "%d silent test utterance(s) have no defined SNR and were evaluated clean in every noise condition",
+                silent_total,
+            )
+        metrics: dict[str, float] = {}
+        rows: list[dict[str, Any]] = [
+            {"noise": "clean", "snr_db": None, **clean_values, "num_utterances": num_utterances}
+        ]
+        for category in self.categories:
+            for snr in self.snr_db:
+                cell = values[(category, snr)]
+                tag = f"{category_slug(category)}_{snr_tag(snr)}"
+                metrics[f"test_ua_{tag}"] = cell["ua"]
+                metrics[f"test_wa_{tag}"] = cell["wa"]
+                metrics[f"test_f1_{tag}"] = cell["f1"]
+                rows.append({"noise": category, "snr_db": snr, **cell, "num_utterances": num_utterances})
+        for snr in self.snr_db:
+            mean = {k: float(np.mean([values[(c, snr)][k] for c in self.categories])) for k in METRIC_NAMES}
+            for k, v in mean.items():
+                metrics[f"test_{k}_noise_{snr_tag(snr)}"] = v
+            rows.append({"noise": "mean", "snr_db": snr, **mean, "num_utterances": num_utterances})
+        summary = {
+            "rows": rows,
+            "clean_ua": clean_values["ua"],
+            "seed": self.seed,
+            "bank": _describe_bank(self.bank),
+            "categories": self.categories,
+            "snr_db": self.snr_db,
+            "num_utterances": num_utterances,
+            "silent_utterances": silent_total,
+            "condition": "mismatched (model as trained; noisy test inputs only)",
+        }
+        for snr in self.snr_db:
+            log.info("noise robustness %s: mean UA %.4f", snr_tag(snr), metrics[f"test_ua_noise_{snr_tag(snr)}"])
+        return metrics, summary
+
+    def write(self, trainer: pl.Trainer, directory: Path, summary: dict[str, Any]) -> None:
+        """Writes ``noise_robustness.csv/.json/.png`` and the ``noise_robustness`` entry of ``results.json``."""
+        super().write(trainer, directory, summary)
+        log_figure(trainer, directory, self.name, self.figure(summary))
+
+    def figure(self, summary: dict[str, Any]) -> Any:
+        """UA versus SNR: one line per noise, their mean, and the clean UA as a dashed horizontal line."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        snrs = sorted(summary["snr_db"])
+        by_noise: dict[str, dict[float, float]] = {}
+        for row in summary["rows"]:
+            if row["snr_db"] is not None:
+                by_noise.setdefault(row["noise"], {})[row["snr_db"]] = row["ua"]
+        fig, ax = plt.subplots(figsize=(6.0, 4.0))
+        for noise, points in by_noise.items():
+            if noise == "mean":
+                continue
+            ax.plot(snrs, [points[s] for s in snrs], marker="o", linewidth=1.2, label=noise)
+        ax.plot(snrs, [by_noise["mean"][s] for s in snrs], marker="s", color="black", linewidth=2.5, label="mean")
+        ax.axhline(summary["clean_ua"], color="grey", linestyle="--", label="clean")
+        ax.set_xlabel("SNR (dB)")
+        ax.set_ylabel("UA (macro recall)")
+        ax.set_ylim(0.0, 1.02)
+        ax.set_title("Test UA under additive noise")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        return fig
