@@ -265,7 +265,7 @@ class NoiseRobustness(TestSetRobustness):
         ax.plot(snrs, [by_noise["mean"][s] for s in snrs], marker="s", color="black", linewidth=2.5, label="mean")
         ax.axhline(summary["clean_ua"], color="grey", linestyle="--", label="clean")
         ax.set_xlabel("SNR (dB)")
-        ax.set_ylabel("UA (macro recall)")
+        ax.set_ylabel("UA (balanced accuracy)")
         ax.set_ylim(0.0, 1.02)
         ax.set_title("Test UA under additive noise")
         ax.grid(alpha=0.3)
