@@ -17,6 +17,7 @@ import ser_lightning.data
 import ser_lightning.models
 from ser_lightning.data.base import SERDataModule
 from ser_lightning.models.base import SERTask
+from ser_lightning.results import stop_reason
 
 log = logging.getLogger("ser_lightning")
 
@@ -70,10 +71,13 @@ class SERLightningCLI(LightningCLI):
 
     def after_fit(self) -> None:
         """Tests the best checkpoint (or the last weights when no checkpoint was kept)."""
-        if not self.config_init[self.subcommand].get("test_after_fit", True):
-            return
         if self.trainer.interrupted:
+            if isinstance(self.model, SERTask):  # on_train_end does not run on an interruption
+                self.model.training_stop = stop_reason(self.trainer)
+                self.model.write_training_stop()
             log.warning("training was interrupted: skipping the final test")
+            return
+        if not self.config_init[self.subcommand].get("test_after_fit", True):
             return
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""

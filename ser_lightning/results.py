@@ -70,6 +70,37 @@ def update_results(directory: str | Path, updates: dict[str, Any], merge: bool =
     return path
 
 
+def stop_reason(trainer: pl.Trainer) -> dict[str, Any]:
+    """Why training stopped: early stopping, ``max_epochs``/``max_steps``, the ``max_time`` budget, or an interruption.
+
+    Args:
+        trainer: a trainer whose ``fit`` has ended.
+
+    Returns:
+        ``{"reason": "early_stopping" | "max_epochs" | "max_steps" | "time_budget" | "interrupted" | "other",
+        "epochs_completed": int, "global_step": int, "detail": str}``.
+    """
+    from lightning.pytorch.callbacks import EarlyStopping, Timer
+
+    epochs = int(trainer.current_epoch)
+    info: dict[str, Any] = {"epochs_completed": epochs, "global_step": int(trainer.global_step)}
+    early = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping) and c.stopped_epoch > 0), None)
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if trainer.interrupted:
+        return {"reason": "interrupted", **info, "detail": f"interrupted after {epochs} epoch(s)"}
+    if early is not None:
+        return {"reason": "early_stopping", **info,
+                "detail": f"early stopping on {early.monitor} at epoch {early.stopped_epoch} "
+                          f"(patience {early.patience})"}  # fmt: skip
+    if timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
+        return {"reason": "time_budget", **info, "detail": f"the max_time budget ran out after {epochs} epoch(s)"}
+    if trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps:
+        return {"reason": "max_steps", **info, "detail": f"max_steps {trainer.max_steps} reached"}
+    if trainer.max_epochs not in (None, -1) and epochs >= trainer.max_epochs:
+        return {"reason": "max_epochs", **info, "detail": f"max_epochs {trainer.max_epochs} reached"}
+    return {"reason": "other", **info, "detail": "training stopped (should_stop set by a callback or the model)"}
+
+
 def confusion_figure(matrix: np.ndarray, class_names: list[str], title: str) -> Any:
     """A matplotlib figure of a confusion matrix: counts, with row-normalised recall as colour."""
     import matplotlib

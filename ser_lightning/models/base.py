@@ -28,7 +28,7 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ser_lightning.models.frontends import FrontEnd
-from ser_lightning.results import run_dir, update_results
+from ser_lightning.results import run_dir, stop_reason, update_results
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,20 @@ class SERTask(pl.LightningModule, ABC):
             kwargs[name] = value
         return network(**kwargs, **fixed)
 
+    def on_train_end(self) -> None:
+        """Logs why training stopped and records it as ``training_stop`` in ``results.json``."""
+        self.training_stop = stop_reason(self.trainer)
+        log.info("training stopped: %s", self.training_stop["detail"])
+        self.write_training_stop()
+
+    def write_training_stop(self) -> None:
+        """Writes :attr:`training_stop` into the run's ``results.json`` (a collective under DDP)."""
+        if self.trainer.fast_dev_run or getattr(self, "training_stop", None) is None:
+            return
+        directory = run_dir(self.trainer)
+        if self.trainer.is_global_zero:
+            update_results(directory, {"training_stop": self.training_stop})
+
     def on_test_epoch_start(self) -> None:
         """Starts the clock of the test pass."""
         self._test_started = time.perf_counter()
@@ -211,6 +225,7 @@ class SERTask(pl.LightningModule, ABC):
         results = {
             "model": type(self).__name__,
             **results,
+            **({"training_stop": self.training_stop} if getattr(self, "training_stop", None) else {}),
             "test_seconds": round(max(finished - self._test_started, 0.0), 3),
             "checkpoint": getattr(self.trainer, "ckpt_path", None),
         }
