@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.base import CorpusDataModule, SERDataModule
 from ser_lightning.data.iemocap import IEMOCAPDataModule
 from ser_lightning.data.manifest import count_by
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError, ProtocolError
@@ -178,11 +178,16 @@ def test_unreadable_wav_is_skipped(tmp_path: Path) -> None:
     assert {Path(s["path"]).name for s in data.skipped} == {bad.name, f"{MISSING_WAV}.wav"}
 
 
-def test_constructor_repeats_every_base_argument_with_its_default() -> None:
-    base = inspect.signature(SERDataModule.__init__).parameters
-    params = inspect.signature(IEMOCAPDataModule.__init__).parameters
-    for name, param in base.items():
-        assert name in params and params[name].default == param.default, name
+def test_the_cli_exposes_every_base_argument_with_its_default() -> None:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(IEMOCAPDataModule)  # follows **kwargs into CorpusDataModule and SERDataModule
+    defaults = parser.get_defaults()
+    for base in (SERDataModule, CorpusDataModule):
+        for name, param in inspect.signature(base.__init__).parameters.items():
+            if name not in ("self", "kwargs"):
+                assert name in defaults and defaults[name] == param.default, name
     assert "label_set" in (IEMOCAPDataModule.__doc__ or "") and "dialog_type" in (IEMOCAPDataModule.__doc__ or "")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.base import CorpusDataModule, SERDataModule
 from ser_lightning.data.manifest import count_by
 from ser_lightning.data.msp_improv import MSPImprovDataModule
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError, ProtocolError
@@ -180,11 +180,16 @@ def test_irregular_files_are_skipped_and_counted_or_fail_when_strict(tmp_path: P
     assert "cannot read audio" in reasons["MSP-IMPROV-S01A-F06-T-FM01.wav"]
 
 
-def test_constructor_repeats_every_base_argument_with_its_default() -> None:
-    base = inspect.signature(SERDataModule.__init__).parameters
-    params = inspect.signature(MSPImprovDataModule.__init__).parameters
-    for name, param in base.items():
-        assert name in params and params[name].default == param.default, name
+def test_the_cli_exposes_every_base_argument_with_its_default() -> None:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(MSPImprovDataModule)  # follows **kwargs into CorpusDataModule and SERDataModule
+    defaults = parser.get_defaults()
+    for base in (SERDataModule, CorpusDataModule):
+        for name, param in inspect.signature(base.__init__).parameters.items():
+            if name not in ("self", "kwargs"):
+                assert name in defaults and defaults[name] == param.default, name
 
 
 def test_cli_fast_dev_run(tmp_path: Path) -> None:

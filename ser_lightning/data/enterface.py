@@ -6,12 +6,10 @@ import logging
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from ser_lightning.audio import WaveformAugmentation
-from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.base import CorpusDataModule
 from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
 from ser_lightning.errors import CorpusNotFoundError
 
 log = logging.getLogger(__name__)
@@ -33,7 +31,7 @@ _IGNORED_FILES = {"thumbs.db", "desktop.ini"}
 LAYOUT = "`subject N/<anger|disgust|fear|happiness|sadness|surprise>/sentence K/sN_<an|di|fe|ha|sa|su>_K.avi`"
 
 
-class ENTERFACEDataModule(SERDataModule):
+class ENTERFACEDataModule(CorpusDataModule):
     """eNTERFACE'05 audio-visual emotion database: 42 subjects, six emotions, five sentences per emotion.
 
     ``root`` is the folder that holds the ``subject N`` folders, laid out as
@@ -56,31 +54,8 @@ class ENTERFACEDataModule(SERDataModule):
     not collide with that subject's own files.
 
     Args:
-        root: the folder holding the ``subject N`` folders.
         emotions: the classes to keep, in label order (default: all six); utterances of other emotions are
             dropped and counted in ``describe()["dropped_labels"]``.
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to (the release's audio tracks are 48 kHz).
-        protocol: ``loso``, ``lsso``, ``kfold`` or ``holdout`` (``lsso`` does not apply: no sessions).
-        fold: which fold of the protocol (``loso``: index into the sorted subjects).
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds (``None``: whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first irregular file (unattributable, unreadable or empty) instead of skipping
-            (and counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
-            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
-            never augmented.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
-            ``None``: off.
     """
 
     corpus_name = "enterface"
@@ -88,26 +63,8 @@ class ENTERFACEDataModule(SERDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
         emotions: list[Emotion] | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
         selected = list(emotions) if emotions else list(EMOTIONS)
         unknown = [e for e in selected if e not in EMOTIONS]
@@ -115,27 +72,7 @@ class ENTERFACEDataModule(SERDataModule):
             raise ValueError(f"unknown eNTERFACE emotion(s) {unknown}; expected some of {list(EMOTIONS)}")
         if len(set(selected)) != len(selected) or len(selected) < 2:
             raise ValueError(f"emotions must be at least two distinct names, got {selected}")
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        super().__init__(**kwargs)
         self.emotions = selected
         self.dropped: dict[str, int] = {}
         self.irregular: dict[str, int] = {}

@@ -6,12 +6,10 @@ import logging
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from ser_lightning.audio import WaveformAugmentation
-from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.base import CorpusDataModule
 from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -56,7 +54,7 @@ _SCRIPT_ID = re.compile(r"(script\d+_\d+)")
 _EXTRA = ("gender", "dialog", "dialog_type", "code", "start", "end", "valence", "activation", "dominance")
 
 
-class IEMOCAPDataModule(SERDataModule):
+class IEMOCAPDataModule(CorpusDataModule):
     """IEMOCAP: 12 hours of dyadic improvisations and scripted plays by ten actors (two per session).
 
     ``root`` is the ``IEMOCAP_full_release`` folder. Labels are the consensus categories of the first line of
@@ -84,32 +82,10 @@ class IEMOCAPDataModule(SERDataModule):
     (surprised 107, fearful 40, disgust 2): disgust is too rare for a fold to contain it reliably.
 
     Args:
-        root: the ``IEMOCAP_full_release`` folder.
         label_set: ``4class`` (angry, happy+excited, neutral, sad) or ``7class`` (plus fearful, disgust,
             surprised).
         dialog_type: ``all``, ``improvised`` (``Ses01F_impro01`` ...) or ``scripted`` (``Ses01F_script01_1`` ...)
             dialogs.
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to (IEMOCAP is 16 kHz).
-        protocol: ``loso`` (10 folds), ``lsso`` (5 folds), ``kfold`` or ``holdout``.
-        fold: which fold of the protocol.
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds (``None``: whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first missing, unreadable or empty audio file instead of skipping (and counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
-            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
-            never augmented.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
-            ``None``: off.
     """
 
     corpus_name = "iemocap"
@@ -117,53 +93,15 @@ class IEMOCAPDataModule(SERDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
         label_set: Literal["4class", "7class"] = "4class",
         dialog_type: Literal["all", "improvised", "scripted"] = "all",
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
         if label_set not in LABEL_SETS:
             raise ValueError(f"label_set must be one of {sorted(LABEL_SETS)}, got {label_set!r}")
         if dialog_type not in ("all", "improvised", "scripted"):
             raise ValueError(f"dialog_type must be 'all', 'improvised' or 'scripted', got {dialog_type!r}")
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        super().__init__(**kwargs)
         self.label_set = label_set
         self.dialog_type = dialog_type
         self.dropped: dict[str, int] = {}

@@ -7,12 +7,10 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from ser_lightning.audio import WaveformAugmentation
-from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.base import CorpusDataModule
 from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -48,7 +46,7 @@ _CLIP_LINE = re.compile(r"^UTD-IMPROV-(?P<rest>\S+?)\.avi\s*;\s*(?P<code>[^;\s]*
 _RATING = re.compile(r"\b([AVDN])\s*:\s*(\d+(?:\.\d*)?|NaN)")
 
 
-class MSPImprovDataModule(SERDataModule):
+class MSPImprovDataModule(CorpusDataModule):
     """MSP-IMPROV: 8,438 turns of six dyadic sessions (one actress and one actor each, ``F01``..``M06``).
 
     ``root`` is the MSP-IMPROV folder. The consensus label file (``Evalution.txt``, misspelt in some releases,
@@ -74,31 +72,8 @@ class MSPImprovDataModule(SERDataModule):
     sad 885, angry 792).
 
     Args:
-        root: the MSP-IMPROV folder.
         conditions: recording conditions to use: ``target_improvised`` (T), ``target_read`` (R),
             ``other_improvised`` (S), ``natural`` (P, the free interaction between the scenes); ``None``: all.
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to.
-        protocol: ``loso`` (12 folds), ``lsso`` (6 folds), ``kfold`` or ``holdout``.
-        fold: which fold of the protocol.
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds (``None``: whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first missing, misnamed, unreadable or empty audio file instead of skipping (and
-            counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
-            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
-            never augmented.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
-            ``None``: off.
     """
 
     corpus_name = "msp_improv"
@@ -106,26 +81,8 @@ class MSPImprovDataModule(SERDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
         conditions: list[Condition] | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
         if conditions is not None:
             unknown = [c for c in conditions if c not in CONDITIONS.values()]
@@ -133,27 +90,7 @@ class MSPImprovDataModule(SERDataModule):
                 raise ValueError(f"unknown condition(s) {unknown}; expected some of {list(CONDITIONS.values())}")
             if not conditions:
                 raise ValueError("conditions must name at least one condition (or be None for all)")
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        super().__init__(**kwargs)
         self.conditions: list[str] | None = sorted(set(conditions)) if conditions is not None else None
         self.dropped: dict[str, int] = {}
         self.unlabelled = 0

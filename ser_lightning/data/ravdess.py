@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from ser_lightning.audio import WaveformAugmentation
-from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.base import CorpusDataModule
 from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -57,7 +55,7 @@ def _actor_dirs(folder: Path) -> list[tuple[int, Path]]:
     return sorted((int(match.group(1)), p) for match, p in found if match)
 
 
-class RAVDESSDataModule(SERDataModule):
+class RAVDESSDataModule(CorpusDataModule):
     """RAVDESS audio-only speech: 24 actors (12 female, 12 male), 1,440 utterances, 48 kHz.
 
     Every actor speaks the same two statements ("Kids are talking by the door", "Dogs are sitting by the door"),
@@ -86,29 +84,7 @@ class RAVDESSDataModule(SERDataModule):
     gender, intensity, statement, repetition.
 
     Args:
-        root: the corpus folder (see above).
         label_set: ``8class`` (all eight emotions) or ``7class`` (without calm, seed 004).
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to (the corpus is recorded at 48 kHz).
-        protocol: ``loso``, ``kfold`` or ``holdout`` (the corpus has no sessions, so no ``lsso``).
-        fold: which fold of the protocol.
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds (``None``: whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first irregular, unreadable or empty audio file instead of skipping (and counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
-            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
-            never augmented.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
-            ``None``: off.
     """
 
     corpus_name = "ravdess"
@@ -116,50 +92,12 @@ class RAVDESSDataModule(SERDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
         label_set: Literal["8class", "7class"] = "8class",
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
         if label_set not in LABEL_SETS:
             raise ValueError(f"unknown RAVDESS label_set {label_set!r}; expected one of {sorted(LABEL_SETS)}")
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        super().__init__(**kwargs)
         self.label_set = label_set
         self.dropped: dict[str, int] = {}
         """Utterances left out because their class is not in ``label_set``: class -> count."""

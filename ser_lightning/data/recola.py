@@ -7,16 +7,15 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ser_lightning.audio import WaveformAugmentation, WaveformTransform, read_audio
-from ser_lightning.data.base import SERDataModule
+from ser_lightning.audio import WaveformTransform, read_audio
+from ser_lightning.data.base import CorpusDataModule
 from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -260,7 +259,7 @@ def collate_continuous(items: Sequence[dict[str, object]]) -> dict[str, object]:
     }
 
 
-class RECOLADataModule(SERDataModule):
+class RECOLADataModule(CorpusDataModule):
     """RECOLA as released for AVEC 2016: spontaneous French dyadic interactions rated for arousal and valence.
 
     ``root`` is the AVEC 2016 folder: ``recordings_audio/<set>_<n>.wav`` (sets ``train`` and ``dev``; the
@@ -281,32 +280,8 @@ class RECOLADataModule(SERDataModule):
     counted in ``describe()["skipped"]``); a malformed ARFF row is an error naming the file and line.
 
     Args:
-        root: the AVEC 2016 RECOLA folder (holding ``recordings_audio`` and ``ratings_gold_standard``).
         targets: the continuous targets, in column order (default: arousal, valence).
         target_rate_hz: frame rate of the targets (AVEC's gold standard is 25 Hz; other rates interpolate it).
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size (whole 5-minute recordings); defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to.
-        protocol: ``holdout`` or ``kfold`` over participants, or ``loso`` (``lsso`` does not apply: no sessions).
-        fold: which fold of the protocol.
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split recordings instead of participants; with one recording per participant this
-            is the same split, stamped speaker-dependent.
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds, rounded to whole target frames (``None``:
-            whole recordings).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first irregular file (unpaired ratings/recording, unreadable or empty audio)
-            instead of skipping (and counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training crops only; it must preserve
-            the length (noise, reverberation, pitch shift...: no speed perturbation or time stretch), since the
-            targets are frame-aligned.
-        vad_mode: must stay ``None``: trimming would misalign the frame-level targets (rejected).
     """
 
     corpus_name = "recola"
@@ -314,27 +289,9 @@ class RECOLADataModule(SERDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
         targets: list[Target] | None = None,
         target_rate_hz: float = 25.0,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
         selected = list(targets) if targets else list(TARGETS)
         unknown = [t for t in selected if t not in TARGETS]
@@ -344,28 +301,8 @@ class RECOLADataModule(SERDataModule):
             raise ValueError(f"targets has duplicates: {selected}")
         if not target_rate_hz > 0:
             raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
-        check_frame_aligned(type(self).__name__, augmentation, vad_mode)
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        super().__init__(**kwargs)
+        check_frame_aligned(type(self).__name__, self.augmentation, self.vad_mode)
         self.targets = selected
         self.target_rate_hz = float(target_rate_hz)
         self.dropped: dict[str, int] = {}
