@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ser_lightning.data.base import CorpusDataModule
-from ser_lightning.data.manifest import Utterance
+from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -82,54 +82,75 @@ class EMODBDataModule(CorpusDataModule):
 
     def wav_dir(self) -> Path | None:
         """The folder of the corpus' ``.wav`` files: ``root/wav``, or ``root`` itself (None when neither)."""
-        if not self.root:
-            return None
-        root = Path(self.root).expanduser()
-        if (root / "wav").is_dir():
-            return root / "wav"
-        if root.is_dir() and any(_NAME.match(p.stem) for p in root.glob("*.wav")):
-            return root
-        return None
+        return emodb_wav_dir(Path(self.root).expanduser()) if self.root else None
 
     def corpus_root(self) -> Path | None:
         """The ``wav`` folder (what the manifest cache fingerprints)."""
         return self.wav_dir()
 
     def load_records(self) -> list[Utterance]:
-        """Parses the ``wav`` folder's file names (see the class docstring for the rules)."""
+        """Parses the ``wav`` folder's file names (:func:`parse_emodb`)."""
         root = self.require_root(f"wav/ ({EXPECTED})")
-        wav = self.wav_dir()
-        if wav is None:
-            raise CorpusNotFoundError(f"{root}: no EMO-DB wav/ folder found; expected {EXPECTED}")
-        records: list[Utterance] = []
-        for path in sorted(p for p in wav.iterdir() if p.is_file() and p.suffix.lower() == ".wav"):
-            if path.name.startswith("."):
-                continue
-            match = _NAME.match(path.stem)
-            if match is None:
-                self.skip(path, "the name does not follow EMO-DB's <speaker><text><emotion><version>.wav")
-                continue
-            speaker, text, emotion, version = match.groups()
-            if speaker not in SPEAKERS:
-                self.skip(path, f"speaker {speaker} is not one of EMO-DB's {' '.join(SPEAKERS)}")
-                continue
-            if text not in TEXTS:
-                self.skip(path, f"text code {text} is not one of EMO-DB's {' '.join(TEXTS)}")
-                continue
-            if emotion not in EMOTIONS:
-                expected = ", ".join(f"{code} {name}" for code, name in EMOTIONS.items())
-                raise ManifestError(f"{path}: unknown emotion letter '{emotion}' (expected one of {expected})")
-            records.append(
-                Utterance(
-                    path=str(path.resolve()),
-                    label=EMOTIONS[emotion],
-                    speaker=speaker,
-                    sentence=text,
-                    corpus=self.corpus_name,
-                    utt_id=path.stem,
-                    extra={"gender": SPEAKERS[speaker], "version": version},
-                )
+        return parse_emodb(root, corpus=self.corpus_name, report=self.parse_report())
+
+
+def emodb_wav_dir(root: Path) -> Path | None:
+    """The folder of EMO-DB's ``.wav`` files: ``root/wav``, or ``root`` itself (None when neither)."""
+    if (root / "wav").is_dir():
+        return root / "wav"
+    if root.is_dir() and any(_NAME.match(p.stem) for p in root.glob("*.wav")):
+        return root
+    return None
+
+
+def parse_emodb(root: Path, *, corpus: str = "emodb", report: ParseReport | None = None) -> list[Utterance]:
+    """Parses EMO-DB's ``wav`` folder's file names (the rules are :class:`EMODBDataModule`'s).
+
+    Args:
+        root: the folder containing ``wav/``, or ``wav/`` itself.
+        corpus: the corpus name stored in every record.
+        report: collects the skipped files (default: a fresh :class:`~ser_lightning.data.manifest.ParseReport`).
+
+    Returns:
+        The utterances, sorted by file name.
+
+    Raises:
+        CorpusNotFoundError: no ``wav`` folder or no utterance in it.
+        ManifestError: a file name has an unknown emotion letter.
+    """
+    report = report if report is not None else ParseReport()
+    wav = emodb_wav_dir(root)
+    if wav is None:
+        raise CorpusNotFoundError(f"{root}: no EMO-DB wav/ folder found; expected {EXPECTED}")
+    records: list[Utterance] = []
+    for path in sorted(p for p in wav.iterdir() if p.is_file() and p.suffix.lower() == ".wav"):
+        if path.name.startswith("."):
+            continue
+        match = _NAME.match(path.stem)
+        if match is None:
+            report.skip(path, "the name does not follow EMO-DB's <speaker><text><emotion><version>.wav")
+            continue
+        speaker, text, emotion, version = match.groups()
+        if speaker not in SPEAKERS:
+            report.skip(path, f"speaker {speaker} is not one of EMO-DB's {' '.join(SPEAKERS)}")
+            continue
+        if text not in TEXTS:
+            report.skip(path, f"text code {text} is not one of EMO-DB's {' '.join(TEXTS)}")
+            continue
+        if emotion not in EMOTIONS:
+            expected = ", ".join(f"{code} {name}" for code, name in EMOTIONS.items())
+            raise ManifestError(f"{path}: unknown emotion letter '{emotion}' (expected one of {expected})")
+        records.append(
+            Utterance(
+                path=str(path.resolve()),
+                label=EMOTIONS[emotion],
+                speaker=speaker,
+                sentence=text,
+                corpus=corpus,
+                utt_id=path.stem,
+                extra={"gender": SPEAKERS[speaker], "version": version},
             )
-        if not records:
-            raise CorpusNotFoundError(f"{wav}: no EMO-DB utterance found; expected {EXPECTED}")
-        return records
+        )
+    if not records:
+        raise CorpusNotFoundError(f"{wav}: no EMO-DB utterance found; expected {EXPECTED}")
+    return records
