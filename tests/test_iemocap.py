@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ser_lightning.data.base import CorpusDataModule, SERDataModule
-from ser_lightning.data.iemocap import IEMOCAPDataModule
-from ser_lightning.data.manifest import count_by
+from ser_lightning.data.iemocap import IEMOCAPDataModule, parse_iemocap
+from ser_lightning.data.manifest import ParseReport, count_by
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError, ProtocolError
 
 from .conftest import CONFIGS, REPO
@@ -202,3 +202,14 @@ def test_cli_fast_dev_run(tmp_path: Path) -> None:
     assert isinstance(cli.datamodule, IEMOCAPDataModule)
     assert cli.model.class_names == ["angry", "happy", "neutral", "sad"]
     assert cli.datamodule.protocol == "loso" and cli.datamodule.describe()["speaker_independent"] is True
+
+
+def test_parse_iemocap_reads_the_layout_without_a_datamodule() -> None:
+    report = ParseReport()
+    records = parse_iemocap(REPLICA, report=report)
+    assert len(records) == 32 and count_by(records, "label") == {"angry": 7, "happy": 10, "neutral": 8, "sad": 7}
+    assert report.dropped == {"dis": 1, "fea": 2, "fru": 2, "oth": 1, "sur": 3, "xxx": 2}
+    assert [Path(s["path"]).stem for s in report.skipped] == [MISSING_WAV]
+    assert all(not r.checksum and r.corpus == "iemocap" for r in records)
+    improvised = parse_iemocap(REPLICA, dialog_type="improvised", label_set="7class")
+    assert improvised and {r.extra["dialog_type"] for r in improvised} == {"improvised"}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ser_lightning.data.base import CorpusDataModule
-from ser_lightning.data.manifest import Utterance
+from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -116,76 +116,112 @@ class IEMOCAPDataModule(CorpusDataModule):
         """Label code -> class name of the selected label set (other codes are dropped)."""
         return dict(LABEL_SETS[self.label_set])
 
-    def _sessions(self, root: Path) -> list[Path]:
-        """The session folders present under root, each checked for its label and audio folders."""
-        present = [root / s for s in SESSIONS if (root / s).is_dir()]
-        if not present:
-            hint = ""
-            if (root / "IEMOCAP_full_release").is_dir():
-                hint = f" (did you mean {root / 'IEMOCAP_full_release'}?)"
-            raise CorpusNotFoundError(f"no Session1..Session5 folder in {root}{hint}; expected {LAYOUT}")
-        for session in present:
-            for sub in (Path("dialog") / "EmoEvaluation", Path("sentences") / "wav"):
-                if not (session / sub).is_dir():
-                    raise CorpusNotFoundError(f"{session / sub} does not exist; expected {LAYOUT}")
-        missing = [s for s in SESSIONS if not (root / s).is_dir()]
-        if missing:
-            log.warning("IEMOCAP at %s lacks %s: using the other sessions only", root, ", ".join(missing))
-        return present
-
     def load_records(self) -> list[Utterance]:
         """Parses the consensus label files of every session and pairs each labelled turn with its wav."""
-        root = self.require_root(LAYOUT)
-        mapping = LABEL_SETS[self.label_set]
-        dropped: Counter[str] = Counter()
-        records: list[Utterance] = []
-        seen: dict[str, str] = {}
-        for session_dir in self._sessions(root):
-            label_dir = session_dir / "dialog" / "EmoEvaluation"
-            files = sorted(p for p in label_dir.iterdir() if p.is_file() and p.suffix == ".txt")
-            for label_file in files:
-                if label_file.name.startswith("."):  # macOS AppleDouble copies (._Ses01F_impro01.txt)
-                    continue
-                for lineno, turn in parse_emo_evaluation(label_file):
-                    where = f"{label_file}:{lineno}"
-                    if turn["turn"] in seen:
-                        raise ManifestError(
-                            f"{where}: turn {turn['turn']} is labelled twice (also at {seen[turn['turn']]})"
-                        )
-                    seen[turn["turn"]] = where
-                    if turn["session"] != f"Ses{int(session_dir.name[-1]):02d}":
-                        raise ManifestError(f"{where}: turn {turn['turn']} does not belong to {session_dir.name}")
-                    if self.dialog_type != "all" and turn["dialog_type"] != self.dialog_type:
-                        continue
-                    label = mapping.get(turn["code"])
-                    if label is None:
-                        dropped[turn["code"]] += 1
-                        continue
-                    wav = session_dir / "sentences" / "wav" / turn["dialog"] / f"{turn['turn']}.wav"
-                    if not wav.is_file():
-                        self.skip(wav, f"labelled '{turn['code']}' in {where} but the audio file is missing")
-                        continue
-                    script = _SCRIPT_ID.search(turn["dialog"]) if turn["dialog_type"] == "scripted" else None
-                    records.append(
-                        Utterance(
-                            path=str(wav.resolve()),
-                            label=label,
-                            speaker=turn["session"] + turn["gender"],
-                            session=turn["session"],
-                            sentence=script.group(1) if script else "",
-                            corpus=self.corpus_name,
-                            utt_id=turn["turn"],
-                            extra={k: turn[k] for k in _EXTRA},
-                        )
-                    )
-        self.dropped = dict(sorted(dropped.items()))
+        report = self.parse_report()
+        records = parse_iemocap(self.require_root(LAYOUT), label_set=self.label_set, dialog_type=self.dialog_type,
+                                corpus=self.corpus_name, report=report)  # fmt: skip
+        self.dropped = report.dropped
         if self.dropped:
             log.info("IEMOCAP %s: dropped labels outside the set: %s", self.label_set, self.dropped)
-        if not records:
-            raise ManifestError(
-                f"{root}: no {self.dialog_type} turn with a label among {self.class_names} and an audio file"
-            )
         return records
+
+
+def iemocap_sessions(root: Path) -> list[Path]:
+    """The session folders present under root, each checked for its label and audio folders."""
+    present = [root / s for s in SESSIONS if (root / s).is_dir()]
+    if not present:
+        hint = ""
+        if (root / "IEMOCAP_full_release").is_dir():
+            hint = f" (did you mean {root / 'IEMOCAP_full_release'}?)"
+        raise CorpusNotFoundError(f"no Session1..Session5 folder in {root}{hint}; expected {LAYOUT}")
+    for session in present:
+        for sub in (Path("dialog") / "EmoEvaluation", Path("sentences") / "wav"):
+            if not (session / sub).is_dir():
+                raise CorpusNotFoundError(f"{session / sub} does not exist; expected {LAYOUT}")
+    missing = [s for s in SESSIONS if not (root / s).is_dir()]
+    if missing:
+        log.warning("IEMOCAP at %s lacks %s: using the other sessions only", root, ", ".join(missing))
+    return present
+
+
+def parse_iemocap(
+    root: Path,
+    *,
+    label_set: Literal["4class", "7class"] = "4class",
+    dialog_type: Literal["all", "improvised", "scripted"] = "all",
+    corpus: str = "iemocap",
+    report: ParseReport | None = None,
+) -> list[Utterance]:
+    """Parses the consensus label files of every session and pairs each labelled turn with its wav.
+
+    The rules are :class:`IEMOCAPDataModule`'s.
+
+    Args:
+        root: the ``IEMOCAP_full_release`` folder (``Session1`` ... ``Session5``).
+        label_set: which codes are classes (others are dropped and counted in ``report.dropped``).
+        dialog_type: ``all``, or only the ``improvised`` or ``scripted`` dialogs.
+        corpus: the corpus name stored in every record.
+        report: collects skipped files and dropped labels (default: a fresh
+            :class:`~ser_lightning.data.manifest.ParseReport`).
+
+    Returns:
+        The labelled turns with an audio file, in session and label-file order.
+
+    Raises:
+        CorpusNotFoundError: no session folder, or one lacks its label or audio folder.
+        ManifestError: a label file is malformed, a turn is labelled twice or in the wrong session, or no turn
+            is left.
+    """
+    report = report if report is not None else ParseReport()
+    mapping = LABEL_SETS[label_set]
+    dropped: Counter[str] = Counter()
+    records: list[Utterance] = []
+    seen: dict[str, str] = {}
+    for session_dir in iemocap_sessions(root):
+        label_dir = session_dir / "dialog" / "EmoEvaluation"
+        files = sorted(p for p in label_dir.iterdir() if p.is_file() and p.suffix == ".txt")
+        for label_file in files:
+            if label_file.name.startswith("."):  # macOS AppleDouble copies (._Ses01F_impro01.txt)
+                continue
+            for lineno, turn in parse_emo_evaluation(label_file):
+                where = f"{label_file}:{lineno}"
+                if turn["turn"] in seen:
+                    raise ManifestError(
+                        f"{where}: turn {turn['turn']} is labelled twice (also at {seen[turn['turn']]})"
+                    )
+                seen[turn["turn"]] = where
+                if turn["session"] != f"Ses{int(session_dir.name[-1]):02d}":
+                    raise ManifestError(f"{where}: turn {turn['turn']} does not belong to {session_dir.name}")
+                if dialog_type != "all" and turn["dialog_type"] != dialog_type:
+                    continue
+                label = mapping.get(turn["code"])
+                if label is None:
+                    dropped[turn["code"]] += 1
+                    continue
+                wav = session_dir / "sentences" / "wav" / turn["dialog"] / f"{turn['turn']}.wav"
+                if not wav.is_file():
+                    report.skip(wav, f"labelled '{turn['code']}' in {where} but the audio file is missing")
+                    continue
+                script = _SCRIPT_ID.search(turn["dialog"]) if turn["dialog_type"] == "scripted" else None
+                records.append(
+                    Utterance(
+                        path=str(wav.resolve()),
+                        label=label,
+                        speaker=turn["session"] + turn["gender"],
+                        session=turn["session"],
+                        sentence=script.group(1) if script else "",
+                        corpus=corpus,
+                        utt_id=turn["turn"],
+                        extra={k: turn[k] for k in _EXTRA},
+                    )
+                )
+    report.dropped.update(sorted(dropped.items()))
+    if not records:
+        raise ManifestError(
+            f"{root}: no {dialog_type} turn with a label among {list(CLASS_NAMES[label_set])} and an audio file"
+        )
+    return records
 
 
 def parse_emo_evaluation(path: Path) -> list[tuple[int, dict[str, str]]]:
