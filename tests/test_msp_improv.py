@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ser_lightning.data.base import CorpusDataModule, SERDataModule
-from ser_lightning.data.manifest import count_by
-from ser_lightning.data.msp_improv import MSPImprovDataModule
+from ser_lightning.data.manifest import ParseReport, count_by
+from ser_lightning.data.msp_improv import MSPImprovDataModule, parse_msp_improv
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError, ProtocolError
 
 from .conftest import CONFIGS, REPO
@@ -203,3 +203,13 @@ def test_cli_fast_dev_run(tmp_path: Path) -> None:
     assert isinstance(cli.datamodule, MSPImprovDataModule)
     assert cli.model.class_names == ["angry", "happy", "neutral", "sad"]
     assert cli.datamodule.describe()["test_speakers"] == ["F01"]
+
+
+def test_parse_msp_improv_reads_the_layout_without_a_datamodule() -> None:
+    report = ParseReport()
+    records = parse_msp_improv(REPLICA, report=report)
+    assert len(records) == 48 and count_by(records, "speaker") == {s: 4 for s in SPEAKERS}
+    assert report.dropped == {"O": 1, "X": 1} and report.ignored == {"unlabelled": 1}
+    assert [Path(s["path"]).stem for s in report.skipped] == [MISSING_WAV]
+    natural = parse_msp_improv(REPLICA, conditions=["natural"])
+    assert natural and {r.extra["condition"] for r in natural} == {"natural"}

@@ -6,11 +6,12 @@ import logging
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from ser_lightning.data.base import CorpusDataModule
-from ser_lightning.data.manifest import Utterance
+from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -106,104 +107,142 @@ class MSPImprovDataModule(CorpusDataModule):
         return dict(LABELS)
 
     def label_file(self, root: Path) -> Path:
-        """The consensus label file: ``Evalution.txt`` or ``Evaluation.txt`` in root, else the first below it.
-
-        Raises:
-            CorpusNotFoundError: neither spelling exists below root.
-        """
-        for name in LABEL_FILES:
-            if (root / name).is_file():
-                return root / name
-        found = sorted(
-            (p for name in LABEL_FILES for p in root.rglob(name) if p.is_file()),
-            key=lambda p: (len(p.relative_to(root).parts), str(p)),
-        )
-        if not found:
-            raise CorpusNotFoundError(
-                f"no consensus label file {' or '.join(LABEL_FILES)} in or below {root}; expected {LAYOUT}"
-            )
-        if len(found) > 1:
-            log.warning("MSP-IMPROV: several label files below %s; using %s", root, found[0])
-        return found[0]
-
-    def _audio_index(self, root: Path) -> dict[str, Path]:
-        """Every ``MSP-IMPROV-*.wav`` below root by name stem; misnamed wavs are skipped (and counted)."""
-        index: dict[str, Path] = {}
-        for folder, dirs, files in os.walk(root):
-            dirs.sort()
-            for name in sorted(files):
-                if name.startswith(".") or not name.lower().endswith(".wav"):  # macOS ._ copies, video, text
-                    continue
-                path = Path(folder) / name
-                stem = name[: -len(".wav")]
-                if not stem.startswith("MSP-IMPROV-") or _NAME.match(stem[len("MSP-IMPROV-") :]) is None:
-                    self.skip(path, "the name does not follow MSP-IMPROV-S<nn><E>-<G><0k>-<C>-<G><P><tt>.wav")
-                    continue
-                if stem in index:
-                    self.skip(path, f"a second copy of {index[stem]}")
-                    continue
-                index[stem] = path
-        return index
+        """The consensus label file below ``root`` (:func:`msp_improv_label_file`)."""
+        return msp_improv_label_file(root)
 
     def load_records(self) -> list[Utterance]:
-        """Parses the consensus label file and pairs each labelled clip with its wav."""
-        root = self.require_root(LAYOUT)
-        label_file = self.label_file(root)
-        audio = self._audio_index(root)
-        if not audio:
-            raise CorpusNotFoundError(f"no MSP-IMPROV-*.wav audio file below {root}; expected {LAYOUT}")
-        wanted = set(self.conditions or CONDITIONS.values())
-        dropped: Counter[str] = Counter()
-        records: list[Utterance] = []
-        labelled: set[str] = set()
-        for lineno, clip in parse_evaluation(label_file):
-            stem = f"MSP-IMPROV-{clip['name']}"
-            if stem in labelled:
-                raise ManifestError(f"{label_file}:{lineno}: clip {clip['name']} is labelled twice")
-            labelled.add(stem)
-            fields = _NAME.match(clip["name"])
-            assert fields is not None  # checked by parse_evaluation
-            condition = CONDITIONS[fields["condition"]]
-            if condition not in wanted:
-                continue
-            label = LABELS.get(clip["code"])
-            if label is None:
-                dropped[clip["code"]] += 1
-                continue
-            wav = audio.get(stem)
-            if wav is None:
-                self.skip(
-                    f"{stem}.wav",
-                    f"labelled '{clip['code']}' in {label_file}:{lineno} but no such audio file below {root}",
-                )
-                continue
-            records.append(
-                Utterance(
-                    path=str(wav.resolve()),
-                    label=label,
-                    speaker=fields["speaker"],
-                    session=f"ses{int(fields['session']):02d}",
-                    sentence="" if fields["condition"] == "P" else f"S{fields['sentence']}",
-                    corpus=self.corpus_name,
-                    utt_id=stem,
-                    extra={
-                        "gender": fields["gender"],
-                        "condition": condition,
-                        "target_emotion": LABELS[fields["target"]],
-                        "code": clip["code"],
-                        **{k: clip[k] for k in ("arousal", "valence", "dominance", "naturalness")},
-                    },
-                )
-            )
-        self.unlabelled = sum(1 for stem in audio if stem not in labelled)
-        if self.unlabelled:
-            log.info("MSP-IMPROV: %d audio files below %s have no label in %s", self.unlabelled, root, label_file)
-        self.dropped = dict(sorted(dropped.items()))
+        """Parses the consensus label file and pairs each labelled clip with its wav (:func:`parse_msp_improv`)."""
+        report = self.parse_report()
+        records = parse_msp_improv(self.require_root(LAYOUT), conditions=self.conditions, corpus=self.corpus_name,
+                                   report=report)  # fmt: skip
+        self.unlabelled = report.ignored.get("unlabelled", 0)
+        self.dropped = report.dropped
         if self.dropped:
             log.info("MSP-IMPROV: dropped consensus categories outside the classes: %s", self.dropped)
-        if not records:
-            raise ManifestError(f"{label_file}: no clip of {sorted(wanted)} with a label among {self.class_names}")
         return records
+
+
+def msp_improv_label_file(root: Path) -> Path:
+    """The consensus label file: ``Evalution.txt`` or ``Evaluation.txt`` in root, else the first below it.
+
+    Raises:
+        CorpusNotFoundError: neither spelling exists below root.
+    """
+    for name in LABEL_FILES:
+        if (root / name).is_file():
+            return root / name
+    found = sorted(
+        (p for name in LABEL_FILES for p in root.rglob(name) if p.is_file()),
+        key=lambda p: (len(p.relative_to(root).parts), str(p)),
+    )
+    if not found:
+        raise CorpusNotFoundError(
+            f"no consensus label file {' or '.join(LABEL_FILES)} in or below {root}; expected {LAYOUT}"
+        )
+    if len(found) > 1:
+        log.warning("MSP-IMPROV: several label files below %s; using %s", root, found[0])
+    return found[0]
+
+def _audio_index(root: Path, report: ParseReport) -> dict[str, Path]:
+    """Every ``MSP-IMPROV-*.wav`` below root by name stem; misnamed wavs are skipped (and counted)."""
+    index: dict[str, Path] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if name.startswith(".") or not name.lower().endswith(".wav"):  # macOS ._ copies, video, text
+                continue
+            path = Path(folder) / name
+            stem = name[: -len(".wav")]
+            if not stem.startswith("MSP-IMPROV-") or _NAME.match(stem[len("MSP-IMPROV-") :]) is None:
+                report.skip(path, "the name does not follow MSP-IMPROV-S<nn><E>-<G><0k>-<C>-<G><P><tt>.wav")
+                continue
+            if stem in index:
+                report.skip(path, f"a second copy of {index[stem]}")
+                continue
+            index[stem] = path
+    return index
+
+def parse_msp_improv(
+    root: Path,
+    *,
+    conditions: Sequence[Condition] | None = None,
+    corpus: str = "msp_improv",
+    report: ParseReport | None = None,
+) -> list[Utterance]:
+    """Parses MSP-IMPROV's consensus label file and pairs each labelled clip with its wav.
+
+    The rules are :class:`MSPImprovDataModule`'s.
+
+    Args:
+        root: the corpus folder (the label file in or below it, the ``MSP-IMPROV-*.wav`` files below it).
+        conditions: the recording conditions to keep (default: all).
+        corpus: the corpus name stored in every record.
+        report: collects skipped files, dropped categories (``dropped``) and the number of wavs without a label
+            (``ignored["unlabelled"]``); default: a fresh :class:`~ser_lightning.data.manifest.ParseReport`.
+
+    Returns:
+        The labelled clips with an audio file, in label-file order.
+
+    Raises:
+        CorpusNotFoundError: no label file or no audio file.
+        ManifestError: the label file is malformed, a clip is labelled twice, or no clip is left.
+    """
+    report = report if report is not None else ParseReport()
+    label_file = msp_improv_label_file(root)
+    audio = _audio_index(root, report)
+    if not audio:
+        raise CorpusNotFoundError(f"no MSP-IMPROV-*.wav audio file below {root}; expected {LAYOUT}")
+    wanted = set(conditions or CONDITIONS.values())
+    dropped: Counter[str] = Counter()
+    records: list[Utterance] = []
+    labelled: set[str] = set()
+    for lineno, clip in parse_evaluation(label_file):
+        stem = f"MSP-IMPROV-{clip['name']}"
+        if stem in labelled:
+            raise ManifestError(f"{label_file}:{lineno}: clip {clip['name']} is labelled twice")
+        labelled.add(stem)
+        fields = _NAME.match(clip["name"])
+        assert fields is not None  # checked by parse_evaluation
+        condition = CONDITIONS[fields["condition"]]
+        if condition not in wanted:
+            continue
+        label = LABELS.get(clip["code"])
+        if label is None:
+            dropped[clip["code"]] += 1
+            continue
+        wav = audio.get(stem)
+        if wav is None:
+            report.skip(
+                f"{stem}.wav",
+                f"labelled '{clip['code']}' in {label_file}:{lineno} but no such audio file below {root}",
+            )
+            continue
+        records.append(
+            Utterance(
+                path=str(wav.resolve()),
+                label=label,
+                speaker=fields["speaker"],
+                session=f"ses{int(fields['session']):02d}",
+                sentence="" if fields["condition"] == "P" else f"S{fields['sentence']}",
+                corpus=corpus,
+                utt_id=stem,
+                extra={
+                    "gender": fields["gender"],
+                    "condition": condition,
+                    "target_emotion": LABELS[fields["target"]],
+                    "code": clip["code"],
+                    **{k: clip[k] for k in ("arousal", "valence", "dominance", "naturalness")},
+                },
+            )
+        )
+    unlabelled = sum(1 for stem in audio if stem not in labelled)
+    if unlabelled:
+        report.ignored["unlabelled"] = unlabelled
+        log.info("MSP-IMPROV: %d audio files below %s have no label in %s", unlabelled, root, label_file)
+    report.dropped.update(sorted(dropped.items()))
+    if not records:
+        raise ManifestError(f"{label_file}: no clip of {sorted(wanted)} with a label among {list(CLASS_NAMES)}")
+    return records
 
 
 def parse_evaluation(path: Path) -> list[tuple[int, dict[str, str]]]:
