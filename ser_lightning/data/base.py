@@ -35,6 +35,7 @@ from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ProtocolEr
 
 log = logging.getLogger(__name__)
 
+
 def augmentation_stamp(augmentation: WaveformTransform | None) -> str | None:
     """How a run's training audio was augmented, for its hyperparameters and ``results.json``.
 

@@ -143,6 +143,7 @@ def msp_improv_label_file(root: Path) -> Path:
         log.warning("MSP-IMPROV: several label files below %s; using %s", root, found[0])
     return found[0]
 
+
 def _audio_index(root: Path, report: ParseReport) -> dict[str, Path]:
     """Every ``MSP-IMPROV-*.wav`` below root by name stem; misnamed wavs are skipped (and counted)."""
     index: dict[str, Path] = {}
@@ -161,6 +162,7 @@ def _audio_index(root: Path, report: ParseReport) -> dict[str, Path]:
                 continue
             index[stem] = path
     return index
+
 
 def parse_msp_improv(
     root: Path,
