@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from ser_lightning.audio import WaveformTransform, read_audio
 from ser_lightning.data.base import CorpusDataModule
-from ser_lightning.data.manifest import Utterance
+from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -259,6 +259,89 @@ def collate_continuous(items: Sequence[dict[str, object]]) -> dict[str, object]:
     }
 
 
+def parse_recola(
+    root: Path,
+    *,
+    targets: Sequence[Target] = TARGETS,
+    corpus: str = "recola",
+    report: ParseReport | None = None,
+) -> list[Utterance]:
+    """Pairs every train/dev recording with its gold-standard ratings (parsed here, so errors surface early).
+
+    The rules are :class:`RECOLADataModule`'s.
+
+    Args:
+        root: the AVEC 2016 RECOLA folder (``recordings_audio``, ``ratings_gold_standard``).
+        targets: the rated dimensions a recording needs.
+        corpus: the corpus name stored in every record.
+        report: collects the skipped files (default: a fresh :class:`~ser_lightning.data.manifest.ParseReport`).
+
+    Returns:
+        One record per rated recording (label ``continuous``; the ratings files in ``extra``), by name.
+
+    Raises:
+        CorpusNotFoundError: ``root`` lacks ``recordings_audio`` or a ratings folder, or no recording is rated.
+        ManifestError: a ratings file is malformed (names the file and line).
+    """
+    report = report if report is not None else ParseReport()
+    audio_dir, ratings_dir = root / "recordings_audio", root / "ratings_gold_standard"
+    folders = [audio_dir, *(ratings_dir / t for t in targets)]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise CorpusNotFoundError(f"{root} is not an AVEC 2016 RECOLA folder: missing {missing}; expected {LAYOUT}")
+    recordings: dict[str, Path] = {}
+    for path in sorted(audio_dir.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.suffix.lower() not in _AUDIO_SUFFIXES:
+            report.skip(path, f"not an audio file ({', '.join(_AUDIO_SUFFIXES)})")
+        elif not _RECORDING.match(path.stem):
+            report.skip(path, "not an AVEC recording name (<train|dev|test>_<n>)")
+        else:
+            recordings[path.stem] = path
+    ratings: dict[str, dict[str, Path]] = {t: {} for t in targets}
+    for target in targets:
+        for path in sorted((ratings_dir / target).glob("*.arff")):
+            ratings[target][path.stem] = path
+    unlabelled = []
+    records = []
+    for stem in sorted(set(recordings) | {s for files in ratings.values() for s in files}):
+        files = {t: ratings[t][stem] for t in targets if stem in ratings[t]}
+        if stem not in recordings:
+            for file in files.values():
+                report.skip(file, f"no recording {audio_dir / stem}.wav for these ratings")
+            continue
+        avec_set = stem.split("_")[0].lower()
+        if len(files) < len(targets):
+            if not files and avec_set == "test":
+                unlabelled.append(stem)  # the test partition's ratings are not public
+                continue
+            absent = [t for t in targets if t not in files]
+            report.skip(recordings[stem], f"no gold-standard {' or '.join(absent)} ratings "
+                      f"({', '.join(str(ratings_dir / t / stem) + '.arff' for t in absent)})")  # fmt: skip
+            continue
+        for file in files.values():
+            read_arff_ratings(file)  # malformed ratings fail here, naming the file and line
+        records.append(
+            Utterance(
+                path=str(recordings[stem].resolve()),
+                label=CONTINUOUS_LABEL,
+                speaker=stem,
+                session="",
+                sentence="",
+                corpus=corpus,
+                utt_id=stem,
+                extra={"avec_set": avec_set, **{f"{t}_file": str(f.resolve()) for t, f in files.items()}},
+            )
+        )
+    if unlabelled:
+        log.info("RECOLA: %d test-partition recording(s) without public ratings left out: %s",
+                 len(unlabelled), unlabelled)  # fmt: skip
+    if not records:
+        raise CorpusNotFoundError(f"no recording in {audio_dir} has gold-standard ratings; expected {LAYOUT}")
+    return records
+
+
 class RECOLADataModule(CorpusDataModule):
     """RECOLA as released for AVEC 2016: spontaneous French dyadic interactions rated for arousal and valence.
 
@@ -313,70 +396,10 @@ class RECOLADataModule(CorpusDataModule):
         return list(self.targets)
 
     def load_records(self) -> list[Utterance]:
-        """Pairs every train/dev recording with its gold-standard ratings (parsed here, so errors surface early).
-
-        Raises:
-            CorpusNotFoundError: ``root`` lacks ``recordings_audio`` or a ratings folder.
-            ManifestError: a ratings file is malformed (names the file and line).
-        """
-        root = self.require_root(LAYOUT)
-        audio_dir, ratings_dir = root / "recordings_audio", root / "ratings_gold_standard"
-        folders = [audio_dir, *(ratings_dir / t for t in self.targets)]
-        missing = [str(f) for f in folders if not f.is_dir()]
-        if missing:
-            raise CorpusNotFoundError(f"{root} is not an AVEC 2016 RECOLA folder: missing {missing}; expected {LAYOUT}")
+        """Pairs every train/dev recording with its gold-standard ratings (:func:`parse_recola`)."""
         self.dropped = {}
-        recordings: dict[str, Path] = {}
-        for path in sorted(audio_dir.iterdir()):
-            if not path.is_file() or path.name.startswith("."):
-                continue
-            if path.suffix.lower() not in _AUDIO_SUFFIXES:
-                self.skip(path, f"not an audio file ({', '.join(_AUDIO_SUFFIXES)})")
-            elif not _RECORDING.match(path.stem):
-                self.skip(path, "not an AVEC recording name (<train|dev|test>_<n>)")
-            else:
-                recordings[path.stem] = path
-        ratings: dict[str, dict[str, Path]] = {t: {} for t in self.targets}
-        for target in self.targets:
-            for path in sorted((ratings_dir / target).glob("*.arff")):
-                ratings[target][path.stem] = path
-        unlabelled = []
-        records = []
-        for stem in sorted(set(recordings) | {s for files in ratings.values() for s in files}):
-            files = {t: ratings[t][stem] for t in self.targets if stem in ratings[t]}
-            if stem not in recordings:
-                for file in files.values():
-                    self.skip(file, f"no recording {audio_dir / stem}.wav for these ratings")
-                continue
-            avec_set = stem.split("_")[0].lower()
-            if len(files) < len(self.targets):
-                if not files and avec_set == "test":
-                    unlabelled.append(stem)  # the test partition's ratings are not public
-                    continue
-                absent = [t for t in self.targets if t not in files]
-                self.skip(recordings[stem], f"no gold-standard {' or '.join(absent)} ratings "
-                          f"({', '.join(str(ratings_dir / t / stem) + '.arff' for t in absent)})")  # fmt: skip
-                continue
-            for file in files.values():
-                read_arff_ratings(file)  # malformed ratings fail here, naming the file and line
-            records.append(
-                Utterance(
-                    path=str(recordings[stem].resolve()),
-                    label=CONTINUOUS_LABEL,
-                    speaker=stem,
-                    session="",
-                    sentence="",
-                    corpus=self.corpus_name,
-                    utt_id=stem,
-                    extra={"avec_set": avec_set, **{f"{t}_file": str(f.resolve()) for t, f in files.items()}},
-                )
-            )
-        if unlabelled:
-            log.info("RECOLA: %d test-partition recording(s) without public ratings left out: %s",
-                     len(unlabelled), unlabelled)  # fmt: skip
-        if not records:
-            raise CorpusNotFoundError(f"no recording in {audio_dir} has gold-standard ratings; expected {LAYOUT}")
-        return records
+        root = self.require_root(LAYOUT)
+        return parse_recola(root, targets=self.targets, corpus=self.corpus_name, report=self.parse_report())
 
     def make_dataset(self, split: str, records: list[Utterance]) -> Dataset:
         """A :class:`ContinuousDataset`: training crops of ``segment_seconds``, whole recordings otherwise."""
