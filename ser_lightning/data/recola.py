@@ -131,6 +131,29 @@ def load_targets(record: Utterance, names: Sequence[str], rate_hz: float) -> np.
     return np.stack([c[:frames] for c in columns], axis=1)
 
 
+def resolve_targets(targets: Sequence[str] | None, target_rate_hz: float, corpus: str = "") -> list[str]:
+    """Checks a continuous DataModule's ``targets`` and ``target_rate_hz`` and returns the targets in order.
+
+    Args:
+        targets: the selected targets (``None`` or empty: all of :data:`TARGETS`).
+        target_rate_hz: the frame rate of the targets.
+        corpus: the corpus named in the error messages (e.g. ``RECOLA``).
+
+    Raises:
+        ValueError: an unknown or repeated target, or a rate that is not positive.
+    """
+    selected = list(targets) if targets else list(TARGETS)
+    unknown = [t for t in selected if t not in TARGETS]
+    if unknown:
+        named = f"{corpus} " if corpus else ""
+        raise ValueError(f"unknown {named}target(s) {unknown}; expected some of {list(TARGETS)}")
+    if len(set(selected)) != len(selected):
+        raise ValueError(f"targets has duplicates: {selected}")
+    if not target_rate_hz > 0:
+        raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
+    return selected
+
+
 def check_frame_aligned(corpus: str, augmentation: WaveformTransform | None, vad_mode: int | None) -> None:
     """Rejects what would misalign frame-level continuous targets: VAD trimming and length-changing augmentation.
 
@@ -376,14 +399,7 @@ class RECOLADataModule(CorpusDataModule):
         target_rate_hz: float = 25.0,
         **kwargs: Any,
     ) -> None:
-        selected = list(targets) if targets else list(TARGETS)
-        unknown = [t for t in selected if t not in TARGETS]
-        if unknown:
-            raise ValueError(f"unknown RECOLA target(s) {unknown}; expected some of {list(TARGETS)}")
-        if len(set(selected)) != len(selected):
-            raise ValueError(f"targets has duplicates: {selected}")
-        if not target_rate_hz > 0:
-            raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
+        selected = resolve_targets(targets, target_rate_hz, corpus="RECOLA")
         super().__init__(**kwargs)
         check_frame_aligned(type(self).__name__, self.augmentation, self.vad_mode)
         self.targets = selected

@@ -11,7 +11,13 @@ from torch.utils.data import Dataset
 
 from ser_lightning.audio import WaveformTransform
 from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.recola import TARGETS, ContinuousDataset, Target, check_frame_aligned, collate_continuous
+from ser_lightning.data.recola import (
+    ContinuousDataset,
+    Target,
+    check_frame_aligned,
+    collate_continuous,
+    resolve_targets,
+)
 from ser_lightning.data.synthetic import SyntheticDataModule
 
 
@@ -75,14 +81,7 @@ class SyntheticContinuousDataModule(SyntheticDataModule):
         target_rate_hz: float = 25.0,
         **kwargs: Any,
     ) -> None:
-        selected = list(targets) if targets else list(TARGETS)
-        unknown = [t for t in selected if t not in TARGETS]
-        if unknown:
-            raise ValueError(f"unknown target(s) {unknown}; the synthetic corpus has {list(TARGETS)}")
-        if len(set(selected)) != len(selected):
-            raise ValueError(f"targets has duplicates: {selected}")
-        if not target_rate_hz > 0:
-            raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
+        selected = resolve_targets(targets, target_rate_hz)
         super().__init__(**kwargs)
         check_frame_aligned(type(self).__name__, self.augmentation, self.vad_mode)
         self.targets = selected
