@@ -89,6 +89,9 @@ class CREMADDataModule(CorpusDataModule):
     validates on the next actor), sentence = sentence code (every actor speaks every sentence, which the split
     stamps as ``shared_sentences``), ``extra["intensity"]`` = low/medium/high/unspecified.
 
+
+    Of the inherited arguments: the corpus is 16 kHz; ``protocol`` is ``loso``, ``kfold`` or ``holdout`` (no
+    sessions, so no ``lsso``); ``strict`` also fails on irregular names.
     """
 
     corpus_name = "crema_d"

@@ -66,6 +66,9 @@ class EMODBDataModule(CorpusDataModule):
     sentence = text code (every speaker reads every text, which the split stamps as ``shared_sentences``),
     ``extra`` = gender, version.
 
+
+    Of the inherited arguments: the corpus is 16 kHz; ``protocol`` is ``loso``, ``kfold`` or ``holdout`` (no
+    sessions, so no ``lsso``); ``strict`` also fails on irregular names.
     """
 
     corpus_name = "emodb"

@@ -54,6 +54,10 @@ class ENTERFACEDataModule(CorpusDataModule):
     Utterance ids are canonical (``s<N>_<code>_<K>``, from the folders), so files named after another subject do
     not collide with that subject's own files.
 
+
+    Of the inherited arguments: ``root`` holds the ``subject N`` folders; the release's audio tracks are 48 kHz;
+    ``lsso`` does not apply (no sessions); ``strict`` also fails on unattributable files.
+
     Args:
         emotions: the classes to keep, in label order (default: all six); utterances of other emotions are
             dropped and counted in ``describe()["dropped_labels"]``.

@@ -81,6 +81,10 @@ class IEMOCAPDataModule(CorpusDataModule):
     neutral 1708, sad 1084), per session 1085 / 1023 / 1151 / 1031 / 1241. The 7-class set adds 149
     (surprised 107, fearful 40, disgust 2): disgust is too rare for a fold to contain it reliably.
 
+
+    Of the inherited arguments: ``root`` is the ``IEMOCAP_full_release`` folder; IEMOCAP is 16 kHz; ``loso`` has
+    10 folds and ``lsso`` 5; ``strict`` also fails on labelled turns whose audio is missing.
+
     Args:
         label_set: ``4class`` (angry, happy+excited, neutral, sad) or ``7class`` (plus fearful, disgust,
             surprised).

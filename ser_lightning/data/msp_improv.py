@@ -72,6 +72,10 @@ class MSPImprovDataModule(CorpusDataModule):
     Real corpus: 8,438 turns; the 4-class consensus set commonly used has 7,798 (neutral 3,477, happy 2,644,
     sad 885, angry 792).
 
+
+    Of the inherited arguments: ``root`` is the MSP-IMPROV folder; ``loso`` has 12 folds and ``lsso`` 6;
+    ``strict`` also fails on missing or misnamed audio files.
+
     Args:
         conditions: recording conditions to use: ``target_improvised`` (T), ``target_read`` (R),
             ``other_improvised`` (S), ``natural`` (P, the free interaction between the scenes); ``None``: all.

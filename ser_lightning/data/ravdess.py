@@ -83,6 +83,10 @@ class RAVDESSDataModule(CorpusDataModule):
     (``01``/``02``; every speaker shares both, which the split stamps as ``shared_sentences``), ``extra`` =
     gender, intensity, statement, repetition.
 
+
+    Of the inherited arguments: the corpus is recorded at 48 kHz; ``protocol`` is ``loso``, ``kfold`` or
+    ``holdout`` (no sessions, so no ``lsso``); ``strict`` also fails on irregular names.
+
     Args:
         label_set: ``8class`` (all eight emotions) or ``7class`` (without calm, seed 004).
     """

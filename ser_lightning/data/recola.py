@@ -385,6 +385,13 @@ class RECOLADataModule(CorpusDataModule):
     A ratings file without its recording, or a train/dev recording without its ratings, is skipped (warned,
     counted in ``describe()["skipped"]``); a malformed ARFF row is an error naming the file and line.
 
+
+    Of the inherited arguments: ``root`` holds ``recordings_audio`` and ``ratings_gold_standard``; ``protocol``
+    is ``holdout`` or ``kfold`` over participants, or ``loso`` (no sessions, so no ``lsso``); ``segment_seconds``
+    is rounded to whole target frames; ``augmentation`` must preserve the length; ``vad_mode`` must stay ``None``
+    (trimming would misalign the frame-level targets; rejected); ``strict`` also fails on unpaired ratings or
+    recordings.
+
     Args:
         targets: the continuous targets, in column order (default: arousal, valence).
         target_rate_hz: frame rate of the targets (AVEC's gold standard is 25 Hz; other rates interpolate it).

@@ -68,6 +68,11 @@ class SyntheticContinuousDataModule(SyntheticDataModule):
     ``target_length``) and :attr:`class_names` names the targets. Training crops (``segment_seconds``) start on
     a frame boundary with their targets cropped alike; evaluation uses whole utterances.
 
+
+    Of the inherited arguments: ``segment_seconds`` is rounded to whole target frames; ``augmentation`` must
+    preserve the length (noise, reverberation, pitch shift...: no speed perturbation or time stretch);
+    ``vad_mode`` must stay ``None`` (trimming would misalign the frame-level targets; rejected).
+
     Args:
         targets: the continuous targets, in column order (default: arousal, valence).
         target_rate_hz: frame rate of the targets (25 Hz: RECOLA's 40 ms).
