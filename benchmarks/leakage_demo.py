@@ -4,7 +4,7 @@ Seed 004 (EmoAugNet) augments every file ten times and then splits the pool at r
 land in training and in test. This script reproduces that protocol on the embedded corpus and puts its UA next to
 honest ones, with the same model, the same number of training steps and the same 60/15/25 split fractions:
 
-1. ``offline 10x + random split``: ``python -m ser_lightning.augment.offline`` writes the original and ten
+1. ``offline 10x + random split``: ``python -m ser_lightning.data.offline`` writes the original and ten
    augmented copies (seed 004's recipe) of every recording; a random utterance split of the pool
    (``configs/leakage/offline_augmented_random_split.yaml``);
 2. ``offline 10x + speaker-independent split``: the same pool split by session, so all copies of a recording
@@ -31,8 +31,8 @@ import logging
 import time
 from pathlib import Path
 
-from ser_lightning.augment.offline import main as offline_main
 from ser_lightning.cli import main as cli_main
+from ser_lightning.data.offline import main as offline_main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ser_lightning.cli import main
-from ser_lightning.data.crema_d import CREMADDataModule
-from ser_lightning.data.manifest import count_by
+from ser_lightning.data.crema_d import CREMADDataModule, parse_crema_d
+from ser_lightning.data.manifest import ParseReport, count_by
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError
 
 from .conftest import CONFIGS, REPO
@@ -160,3 +160,16 @@ def test_cli_fit_fast_dev_run(tmp_path: Path) -> None:
     assert cli.model.class_names == CLASSES
     assert cli.datamodule.split.stamp["protocol"] == "kfold"
     assert cli.datamodule.describe()["skipped"]["count"] == 4
+
+
+def test_parse_crema_d_reads_the_layout_without_a_datamodule() -> None:
+    report = ParseReport()
+    records = parse_crema_d(REPLICA, report=report)
+    names = {Path(r.path).name for r in records}
+    # The parser sees names only: the empty clip and the byte-identical pair are the DataModule's to leave out.
+    assert len(records) == 35 and {"1006_TIE_HAP_XX.wav", "1006_TIE_NEU_XX.wav", "1091_WSI_SAD_XX.wav"} <= names
+    assert [(Path(s["path"]).name, "holds no speech" in s["reason"]) for s in report.skipped] == [
+        ("1076_MTI_SAD_XX.wav", True)
+    ]
+    assert {r.utt_id: r for r in records}["1001_IEO_ANG_LO"].extra["age"] == "34"  # demographics joined
+    assert [r.utt_id for r in parse_crema_d(REPLICA / "AudioWAV")] == [r.utt_id for r in records]

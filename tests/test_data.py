@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,8 +11,9 @@ import torch
 
 from ser_lightning.audio import read_audio
 from ser_lightning.data import ManifestDataModule, SyntheticDataModule
+from ser_lightning.data.base import CorpusDataModule, SERDataModule
 from ser_lightning.data.dataset import UtteranceDataset, collate_utterances
-from ser_lightning.data.manifest import Utterance, read_manifest_csv
+from ser_lightning.data.manifest import ParseReport, Utterance, read_manifest_csv
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError
 
 
@@ -176,23 +178,132 @@ def all_subclasses(cls: type) -> list[type]:
     return [c for sub in cls.__subclasses__() for c in (sub, *all_subclasses(sub))]
 
 
-def test_every_datamodule_exposes_every_base_argument_with_its_default() -> None:
+def parse_tiny_corpus(root: Path, *, prefix: str = "", report: ParseReport | None = None) -> list[Utterance]:
+    """A minimal native-layout parser: ``<speaker>_<label>_<n>.wav`` files in one folder."""
+    report = report or ParseReport()
+    records = []
+    for path in sorted(root.glob("*.wav")):
+        parts = path.stem.split("_")
+        if len(parts) != 3:
+            report.skip(path, "not <speaker>_<label>_<n>.wav")
+            continue
+        speaker, label, _ = parts
+        records.append(Utterance(str(path), f"{prefix}{label}", speaker, corpus="tiny", utt_id=path.stem))
+    return records
+
+
+class TinyCorpusDataModule(CorpusDataModule):
+    """A minimal new corpus: one own argument, a parser, nothing else.
+
+    Args:
+        prefix: prepended to every label.
+    """
+
+    corpus_name = "tiny"
+    manifest_args = ("prefix",)
+
+    def __init__(self, prefix: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prefix = prefix
+
+    @property
+    def class_names(self) -> list[str]:
+        """The two labels."""
+        return [f"{self.prefix}calm", f"{self.prefix}loud"]
+
+    def load_records(self) -> list[Utterance]:
+        """Parses the folder."""
+        return parse_tiny_corpus(self.require_root("<speaker>_<label>_<n>.wav"), prefix=self.prefix,
+                                 report=self.parse_report())  # fmt: skip
+
+
+def test_a_new_corpus_datamodule_needs_nothing_but_its_own_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ser_lightning.cli import main
+
+    rng = np.random.default_rng(0)
+    for speaker in ("s1", "s2", "s3", "s4"):
+        for label, gain in (("calm", 0.1), ("loud", 0.5)):
+            for n in range(2):
+                write(tmp_path / f"{speaker}_{label}_{n}.wav", rng.normal(0, gain, 4000).astype(np.float32), 16000)
+    write(tmp_path / "stray.wav", np.zeros(400, dtype=np.float32), 16000)
+    report = ParseReport()
+    assert len(parse_tiny_corpus(tmp_path, report=report)) == 16  # the parser alone, without Lightning
+    assert [Path(s["path"]).name for s in report.skipped] == ["stray.wav"]
+
+    data = TinyCorpusDataModule(prefix="x_", root=str(tmp_path), batch_size=2, fold=1, cache_manifest=False)
+    data.setup("fit")
+    assert data.fold == 1 and data.batch_size == 2 and data.num_classes == 2
+    assert data.describe()["test_speakers"] == ["s2"] and len(data.skipped) == 1
+    assert next(iter(data.train_dataloader()))["waveform"].shape[0] == 2
+    with pytest.raises(TypeError, match="bach_size"):
+        TinyCorpusDataModule(bach_size=2)
+
+    path = f"{__name__}.TinyCorpusDataModule"
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--data.help", path])
+    assert exit_.value.code == 0
+    shown = capsys.readouterr().out
+    for name in ("prefix", "root", "batch_size", "eval_batch_size", "fold", "protocol", "group_by", "augmentation",
+                 "vad_mode", "strict", "cache_manifest"):  # fmt: skip
+        assert f"--data.{name} " in shown, f"--help does not show the inherited argument {name}"
+    assert "prepended to every label" in shown and "which fold of the protocol" in shown  # docstrings reach --help
+    main_config = str(Path(__file__).resolve().parents[1] / "configs" / "dense_highway.yaml")
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", main_config, "--data", path, "--data.init_args.root", str(tmp_path),
+              "--data.init_args.bach_size", "2", "--print_config"])  # fmt: skip
+    assert exit_.value.code != 0
+    assert "bach_size" in capsys.readouterr().err
+
+
+def test_every_shipped_datamodule_declares_only_its_own_arguments_and_forwards_by_keyword() -> None:
+    import ast
     import inspect
+    import textwrap
 
     import ser_lightning.data  # noqa: F401  (registers the corpus modules)
-    from ser_lightning.data.base import SERDataModule
 
-    base = inspect.signature(SERDataModule.__init__).parameters
-    subclasses = all_subclasses(SERDataModule)
-    assert subclasses
+    subclasses = [c for c in all_subclasses(SERDataModule) if c.__module__.startswith("ser_lightning.")]
+    assert {c.__name__ for c in subclasses} >= {"CorpusDataModule", "CrossCorpusDataModule", "EMODBDataModule"}
     for cls in subclasses:
-        params = inspect.signature(cls.__init__).parameters
-        assert not any(p.kind == p.VAR_KEYWORD for p in params.values()), f"{cls.__name__} takes **kwargs"
-        for name, param in base.items():
-            if name == "self" or (name == "root" and cls is ManifestDataModule):
-                continue
-            assert name in params, f"{cls.__name__} lacks the base argument {name}"
-            assert params[name].default == param.default, f"{cls.__name__}.{name} default differs from the base"
+        if "__init__" not in vars(cls):
+            continue
+        own = inspect.signature(cls.__init__).parameters
+        assert any(p.kind == p.VAR_KEYWORD for p in own.values()), f"{cls.__name__} does not forward **kwargs"
+        names = {n for n, p in own.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        for parent in cls.__mro__[1:]:
+            if parent is SERDataModule.__mro__[1] or not issubclass(parent, SERDataModule):
+                break
+            if "__init__" in vars(parent):
+                inherited = set(inspect.signature(parent.__init__).parameters) - {"self", "kwargs"}
+                assert not names & inherited, f"{cls.__name__} re-declares {names & inherited} of {parent.__name__}"
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls.__init__)))
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                 and n.func.attr == "__init__"]  # fmt: skip
+        assert len(calls) == 1, cls.__name__
+        assert not calls[0].args, f"{cls.__name__} forwards positionally"
+        assert [k.arg for k in calls[0].keywords] == [None], f"{cls.__name__} forwards other than **kwargs"
+
+
+def test_cross_corpus_does_not_accept_the_arguments_of_a_protocol(capsys: pytest.CaptureFixture[str]) -> None:
+    from ser_lightning.cli import main
+    from ser_lightning.data import CrossCorpusDataModule
+
+    source = SyntheticDataModule(size="tiny")
+    target = SyntheticDataModule(size="tiny", voice_set="de")
+    refused = {"fold": 3, "protocol": "kfold", "num_folds": 3, "group_by": "speaker", "speaker_dependent": True,
+               "holdout_fractions": (0.5, 0.25, 0.25), "root": "x"}  # fmt: skip
+    for name, value in refused.items():
+        with pytest.raises(TypeError, match=name):
+            CrossCorpusDataModule(source=source, target=target, **{name: value})
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", str(configs / "dense_highway.yaml"),
+              "--data", str(configs / "data" / "cross_corpus_synthetic.yaml"),
+              "--data.init_args.fold", "3", "--print_config"])  # fmt: skip
+    assert exit_.value.code != 0
+    assert "'fold'" in capsys.readouterr().err
 
 
 def test_manifest_cache_is_reused_and_invalidated_by_a_changed_file(

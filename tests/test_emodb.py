@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ser_lightning.cli import main
-from ser_lightning.data.emodb import EMODBDataModule
-from ser_lightning.data.manifest import count_by
+from ser_lightning.data.emodb import EMODBDataModule, parse_emodb
+from ser_lightning.data.manifest import ParseReport, count_by
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError
 
 from .conftest import CONFIGS, REPO
@@ -112,3 +112,16 @@ def test_cli_fit_fast_dev_run(tmp_path: Path) -> None:
     assert cli.trainer.state.finished
     assert cli.model.class_names == CLASSES
     assert cli.datamodule.split.stamp["protocol"] == "loso"
+
+
+def test_parse_emodb_reads_the_layout_without_a_datamodule(tmp_path: Path) -> None:
+    records = parse_emodb(REPLICA)
+    assert len(records) == 36 and count_by(records, "speaker") == {"03": 8, "08": 7, "10": 7, "13": 7, "16": 7}
+    assert [r.utt_id for r in parse_emodb(REPLICA / "wav")] == [r.utt_id for r in records]
+    assert all(not r.checksum and r.corpus == "emodb" for r in records)  # probing and hashing are the DataModule's
+    wav = tmp_path / "wav"
+    shutil.copytree(REPLICA / "wav", wav)
+    shutil.copy(wav / "08a02Wa.wav", wav / "04a02Wa.wav")
+    report = ParseReport()
+    assert len(parse_emodb(tmp_path, report=report)) == 36
+    assert [(Path(s["path"]).name, s["reason"][:10]) for s in report.skipped] == [("04a02Wa.wav", "speaker 04")]

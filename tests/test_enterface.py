@@ -9,8 +9,8 @@ import pytest
 
 from ser_lightning.audio import read_av_audio
 from ser_lightning.cli import main
-from ser_lightning.data.enterface import EMOTIONS, ENTERFACEDataModule
-from ser_lightning.data.manifest import count_by
+from ser_lightning.data.enterface import EMOTIONS, ENTERFACEDataModule, parse_enterface
+from ser_lightning.data.manifest import ParseReport, count_by
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ProtocolError
 
 from .conftest import CONFIGS, REPO
@@ -180,3 +180,16 @@ def test_cli_fast_dev_run(tmp_path: Path) -> None:
                 "--model.init_args.growth_rate", "4", "--model.init_args.block_layers", "2"])  # fmt: skip
     assert cli.model.class_names == list(EMOTIONS)
     assert cli.trainer.state.finished
+
+
+def test_parse_enterface_reads_the_layout_without_a_datamodule() -> None:
+    report = ParseReport()
+    records = parse_enterface(REPLICA, report=report)
+    assert len(records) == 30 and {r.utt_id: r for r in records}["s11_an_1"].speaker == "subject 11"
+    assert report.irregular == {"subject_mismatch": 7, "emotion_mismatch": 1, "nonstandard_name": 7,
+                                "no_sentence_folder": 3, "extra_folder_level": 1, "capitalisation": 1}  # fmt: skip
+    assert {Path(s["path"]).name for s in report.skipped} >= {"notes.txt", "clip.avi", "s6_an_2.avi"}
+    two = ParseReport()
+    assert count_by(parse_enterface(REPLICA, emotions=["sadness", "anger"], report=two), "label") == {
+        "anger": 6, "sadness": 5}  # fmt: skip
+    assert two.dropped == {"disgust": 5, "fear": 5, "happiness": 5, "surprise": 4}

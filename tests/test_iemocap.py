@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.iemocap import IEMOCAPDataModule
-from ser_lightning.data.manifest import count_by
+from ser_lightning.data.base import CorpusDataModule, SERDataModule
+from ser_lightning.data.iemocap import IEMOCAPDataModule, parse_iemocap
+from ser_lightning.data.manifest import ParseReport, count_by
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError, ProtocolError
 
 from .conftest import CONFIGS, REPO
@@ -178,11 +178,16 @@ def test_unreadable_wav_is_skipped(tmp_path: Path) -> None:
     assert {Path(s["path"]).name for s in data.skipped} == {bad.name, f"{MISSING_WAV}.wav"}
 
 
-def test_constructor_repeats_every_base_argument_with_its_default() -> None:
-    base = inspect.signature(SERDataModule.__init__).parameters
-    params = inspect.signature(IEMOCAPDataModule.__init__).parameters
-    for name, param in base.items():
-        assert name in params and params[name].default == param.default, name
+def test_the_cli_exposes_every_base_argument_with_its_default() -> None:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(IEMOCAPDataModule)  # follows **kwargs into CorpusDataModule and SERDataModule
+    defaults = parser.get_defaults()
+    for base in (SERDataModule, CorpusDataModule):
+        for name, param in inspect.signature(base.__init__).parameters.items():
+            if name not in ("self", "kwargs"):
+                assert name in defaults and defaults[name] == param.default, name
     assert "label_set" in (IEMOCAPDataModule.__doc__ or "") and "dialog_type" in (IEMOCAPDataModule.__doc__ or "")
 
 
@@ -197,3 +202,14 @@ def test_cli_fast_dev_run(tmp_path: Path) -> None:
     assert isinstance(cli.datamodule, IEMOCAPDataModule)
     assert cli.model.class_names == ["angry", "happy", "neutral", "sad"]
     assert cli.datamodule.protocol == "loso" and cli.datamodule.describe()["speaker_independent"] is True
+
+
+def test_parse_iemocap_reads_the_layout_without_a_datamodule() -> None:
+    report = ParseReport()
+    records = parse_iemocap(REPLICA, report=report)
+    assert len(records) == 32 and count_by(records, "label") == {"angry": 7, "happy": 10, "neutral": 8, "sad": 7}
+    assert report.dropped == {"dis": 1, "fea": 2, "fru": 2, "oth": 1, "sur": 3, "xxx": 2}
+    assert [Path(s["path"]).stem for s in report.skipped] == [MISSING_WAV]
+    assert all(not r.checksum and r.corpus == "iemocap" for r in records)
+    improvised = parse_iemocap(REPLICA, dialog_type="improvised", label_set="7class")
+    assert improvised and {r.extra["dialog_type"] for r in improvised} == {"improvised"}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.manifest import count_by
-from ser_lightning.data.msp_improv import MSPImprovDataModule
+from ser_lightning.data.base import CorpusDataModule, SERDataModule
+from ser_lightning.data.manifest import ParseReport, count_by
+from ser_lightning.data.msp_improv import MSPImprovDataModule, parse_msp_improv
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError, ProtocolError
 
 from .conftest import CONFIGS, REPO
@@ -180,11 +180,16 @@ def test_irregular_files_are_skipped_and_counted_or_fail_when_strict(tmp_path: P
     assert "cannot read audio" in reasons["MSP-IMPROV-S01A-F06-T-FM01.wav"]
 
 
-def test_constructor_repeats_every_base_argument_with_its_default() -> None:
-    base = inspect.signature(SERDataModule.__init__).parameters
-    params = inspect.signature(MSPImprovDataModule.__init__).parameters
-    for name, param in base.items():
-        assert name in params and params[name].default == param.default, name
+def test_the_cli_exposes_every_base_argument_with_its_default() -> None:
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(MSPImprovDataModule)  # follows **kwargs into CorpusDataModule and SERDataModule
+    defaults = parser.get_defaults()
+    for base in (SERDataModule, CorpusDataModule):
+        for name, param in inspect.signature(base.__init__).parameters.items():
+            if name not in ("self", "kwargs"):
+                assert name in defaults and defaults[name] == param.default, name
 
 
 def test_cli_fast_dev_run(tmp_path: Path) -> None:
@@ -198,3 +203,13 @@ def test_cli_fast_dev_run(tmp_path: Path) -> None:
     assert isinstance(cli.datamodule, MSPImprovDataModule)
     assert cli.model.class_names == ["angry", "happy", "neutral", "sad"]
     assert cli.datamodule.describe()["test_speakers"] == ["F01"]
+
+
+def test_parse_msp_improv_reads_the_layout_without_a_datamodule() -> None:
+    report = ParseReport()
+    records = parse_msp_improv(REPLICA, report=report)
+    assert len(records) == 48 and count_by(records, "speaker") == {s: 4 for s in SPEAKERS}
+    assert report.dropped == {"O": 1, "X": 1} and report.ignored == {"unlabelled": 1}
+    assert [Path(s["path"]).stem for s in report.skipped] == [MISSING_WAV]
+    natural = parse_msp_improv(REPLICA, conditions=["natural"])
+    assert natural and {r.extra["condition"] for r in natural} == {"natural"}

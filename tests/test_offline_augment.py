@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 
 from ser_lightning.augment import Identity, Recipe
-from ser_lightning.augment.offline import augment_corpus
-from ser_lightning.augment.offline import main as offline_main
 from ser_lightning.data import ManifestDataModule, SyntheticDataModule
+from ser_lightning.data.offline import augment_corpus
+from ser_lightning.data.offline import main as offline_main
 
 from .conftest import CONFIGS
 

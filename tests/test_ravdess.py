@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ser_lightning.cli import main
-from ser_lightning.data.manifest import count_by
-from ser_lightning.data.ravdess import RAVDESSDataModule
+from ser_lightning.data.manifest import ParseReport, count_by
+from ser_lightning.data.ravdess import RAVDESSDataModule, parse_ravdess
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError
 
 from .conftest import CONFIGS, REPO
@@ -164,3 +164,12 @@ def test_cli_fit_fast_dev_run(tmp_path: Path) -> None:
     assert cli.trainer.state.finished
     assert cli.model.class_names == EIGHT
     assert cli.datamodule.split.stamp["protocol"] == "holdout"
+
+
+def test_parse_ravdess_reads_the_layout_without_a_datamodule() -> None:
+    records = parse_ravdess(REPLICA)
+    assert len(records) == 40 and count_by(records, "speaker") == {actor: 8 for actor in ACTORS}
+    assert all(not r.checksum and r.duration == 0 for r in records)  # probing and hashing are the DataModule's
+    report = ParseReport()
+    seven = parse_ravdess(REPLICA, label_set="7class", report=report)
+    assert len(seven) == 35 and report.dropped == {"calm": 5} and report.ignored == {} and report.skipped == []

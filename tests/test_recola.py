@@ -10,11 +10,12 @@ import torch
 import yaml
 
 from ser_lightning.cli import main
-from ser_lightning.data.manifest import count_by
+from ser_lightning.data.manifest import ParseReport, count_by
 from ser_lightning.data.recola import (
     ContinuousDataset,
     RECOLADataModule,
     collate_continuous,
+    parse_recola,
     ratings_on_grid,
     read_arff_ratings,
 )
@@ -232,3 +233,14 @@ def test_config_composes_with_the_main_config(capsys: pytest.CaptureFixture[str]
     printed = yaml.safe_load(capsys.readouterr().out)["data"]
     assert printed["class_path"] == "ser_lightning.data.recola.RECOLADataModule"
     assert printed["init_args"]["protocol"] == "holdout" and printed["init_args"]["segment_seconds"] == 8.0
+
+
+def test_parse_recola_reads_the_layout_without_a_datamodule() -> None:
+    report = ParseReport()
+    records = parse_recola(REPLICA, report=report)
+    assert sorted(r.speaker for r in records) == PARTICIPANTS and count_by(records, "label") == {"continuous": 4}
+    assert all(r.duration == 0 and not r.checksum for r in records)  # probing and hashing are the DataModule's
+    assert sorted(Path(s["path"]).parts[-2:] for s in report.skipped) == [("arousal", "dev_3.arff"),
+                                                                            ("valence", "dev_3.arff")]  # fmt: skip
+    arousal = parse_recola(REPLICA, targets=["arousal"])
+    assert all("valence_file" not in r.extra for r in arousal) and len(arousal) == 4

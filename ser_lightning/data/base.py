@@ -1,16 +1,16 @@
-"""The one DataModule base every corpus derives from: manifest -> split -> dataset -> loaders."""
+"""The DataModule bases: records -> split -> datasets -> loaders, and one corpus split by a protocol.
+
+:class:`SERDataModule` is what the CLI builds; :class:`CorpusDataModule` adds a corpus root and its protocol, and
+every single-corpus DataModule derives from it.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import tempfile
 from abc import ABC, abstractmethod
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import soundfile as sf
 import torch
@@ -18,42 +18,22 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from ser_lightning.audio import (
-    AUDIO_SUFFIXES,
-    VIDEO_SUFFIXES,
-    WaveformAugmentation,
-    WaveformTransform,
-    cache_root,
-    read_av_audio,
+from ser_lightning.audio import AUDIO_SUFFIXES, VIDEO_SUFFIXES, WaveformAugmentation, WaveformTransform, read_av_audio
+from ser_lightning.augment.vad import VoiceActivityTrimmer
+from ser_lightning.data.cache import (
+    CachedManifest,
+    audio_checksum,
+    corpus_fingerprint,
+    manifest_cache_path,
+    read_manifest_cache,
+    write_manifest_cache,
 )
 from ser_lightning.data.dataset import UtteranceDataset, collate_utterances
-from ser_lightning.data.manifest import Utterance, count_by, unique
+from ser_lightning.data.manifest import ParseReport, Utterance, count_by, unique
 from ser_lightning.data.splits import Protocol, Split, make_split
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ProtocolError
 
 log = logging.getLogger(__name__)
-
-MANIFEST_CACHE_VERSION = 1
-_HASH_SPAN = 1 << 20
-
-
-def audio_checksum(path: str | Path) -> str:
-    """A content hash of an audio file: its size and its first and last MiB (blake2b).
-
-    Cheap on multi-GB corpora, and equal for byte-identical copies under different names, which is how
-    duplicated recordings appear in released corpora.
-    """
-    path = Path(path)
-    size = path.stat().st_size
-    digest = hashlib.blake2b(str(size).encode(), digest_size=16)
-    with path.open("rb") as handle:
-        digest.update(handle.read(_HASH_SPAN))
-        if size > 2 * _HASH_SPAN:
-            handle.seek(-_HASH_SPAN, os.SEEK_END)
-            digest.update(handle.read(_HASH_SPAN))
-        elif size > _HASH_SPAN:
-            digest.update(handle.read())
-    return digest.hexdigest()
 
 
 def augmentation_stamp(augmentation: WaveformTransform | None) -> str | None:
@@ -69,28 +49,19 @@ def augmentation_stamp(augmentation: WaveformTransform | None) -> str | None:
 
 
 class SERDataModule(LightningDataModule, ABC):
-    """Base of every corpus' DataModule.
+    """Base of every DataModule: what the CLI's ``--data`` builds (``subclass_mode_data``).
 
-    A subclass names its corpus, declares its class names and parses its native layout into
-    :class:`~ser_lightning.data.manifest.Utterance` records (:meth:`load_records`); the base does the rest:
-    protocol and fold, leakage checks, datasets, loaders, distributed evaluation samplers and the run's stamp.
+    A subclass names its corpus, declares its class names, gives its utterance records (:meth:`load_records`)
+    and its split (:meth:`build_split`); the base does the rest: probing and content-hashing the audio, the
+    manifest cache, leakage-checked datasets, loaders, distributed evaluation samplers and the run's stamp.
+    A single corpus split by a protocol derives from :class:`CorpusDataModule`.
 
     Args:
-        root: where the corpus is (a corpus subclass says what it expects there).
         batch_size: training batch size (per device).
         eval_batch_size: validation/test/predict batch size; defaults to ``batch_size``.
         num_workers: DataLoader worker processes.
         sample_rate: sample rate the audio is resampled to.
-        protocol: ``loso`` leave-one-speaker-out (validation on the session partner), ``lsso``
-            leave-one-session-out, ``kfold`` speaker-grouped k-fold, ``holdout`` seeded hold-out.
-        fold: which fold of the protocol (``loso``: index into the sorted speakers).
-        num_folds: number of folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout`` only). The run is then
-            stamped ``speaker_independent: false`` in its hyperparameters and results.
-        group_by: the unit ``kfold``/``holdout`` deal out: ``speaker``, ``session``, or ``auto`` (sessions when
-            the corpus has them, so that no session is shared between training and test).
-        seed: seed of the fold shuffles.
+        seed: seed of the split's shuffles (the folds of a protocol, a cross-corpus draw of speakers).
         segment_seconds: if set, training waveforms longer than this are randomly cropped to it (saves reading
             and featurising audio the model's segment crop would discard). Evaluation always sees whole
             utterances.
@@ -111,20 +82,17 @@ class SERDataModule(LightningDataModule, ABC):
     corpus_name: str = "corpus"
     manifest_args: tuple[str, ...] = ()
     """Attributes that change what :meth:`load_records` returns (part of the manifest cache key)."""
+    protocol: str = "none"
+    """The name of the split's protocol (in logs and in the stamp of a run that failed before its split)."""
+    fold: int = 0
+    """The fold of the protocol."""
 
     def __init__(
         self,
-        root: str | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
         seed: int = 0,
         segment_seconds: float | None = None,
         predict_paths: list[str] | None = None,
@@ -143,8 +111,6 @@ class SERDataModule(LightningDataModule, ABC):
             raise ValueError(f"sample_rate {sample_rate} Hz is implausibly low")
         if segment_seconds is not None and segment_seconds <= 0:
             raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
-        if fold < 0:
-            raise ProtocolError(f"fold must be >= 0, got {fold}")
         if augmentation is not None and not callable(augmentation):
             raise ValueError(
                 f"augmentation must be a WaveformAugmentation (e.g. ser_lightning.augment.Recipe), got "
@@ -155,17 +121,10 @@ class SERDataModule(LightningDataModule, ABC):
         # The augmentation is logged by its repr (an object does not belong in hparams.yaml).
         self.save_hyperparameters(ignore=["augmentation"])
         self.save_hyperparameters({**self.hparams, "augmentation": augmentation_stamp(augmentation)})
-        self.root = root
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.sample_rate = sample_rate
-        self.protocol = protocol
-        self.fold = fold
-        self.num_folds = num_folds
-        self.holdout_fractions = tuple(holdout_fractions)
-        self.speaker_dependent = speaker_dependent
-        self.group_by = group_by
         self.seed = seed
         self.segment_seconds = segment_seconds
         self.predict_paths = predict_paths
@@ -187,6 +146,10 @@ class SERDataModule(LightningDataModule, ABC):
     @abstractmethod
     def load_records(self) -> list[Utterance]:
         """Parses the corpus into utterance records whose labels are among :attr:`class_names`."""
+
+    @abstractmethod
+    def build_split(self) -> Split:
+        """The split of :meth:`records` into training, validation and test, checked for leakage."""
 
     def probe_audio(self, path: str) -> float:
         """Checks an audio file's header and returns its duration in seconds (0 when it has no frames).
@@ -220,17 +183,17 @@ class SERDataModule(LightningDataModule, ABC):
         log.warning("skipping %s: %s", path, reason)
         self.skipped.append({"path": str(path), "reason": reason})
 
+    def parse_report(self) -> ParseReport:
+        """A collector for a corpus parser whose skipped files go through :meth:`skip`."""
+        return ParseReport(on_skip=self.skip)
+
     def configure_train_transform(self) -> WaveformTransform | None:
         """The waveform augmentation of the training split: :attr:`augmentation` (``None`` by default)."""
         return self.augmentation
 
     def configure_preprocess(self) -> WaveformTransform | None:
         """The deterministic transform applied to every split's audio after reading: VAD trimming if ``vad_mode``."""
-        if self.vad_mode is None:
-            return None
-        from ser_lightning.augment.vad import VoiceActivityTrimmer  # the augment package imports this module
-
-        return VoiceActivityTrimmer(mode=self.vad_mode)
+        return None if self.vad_mode is None else VoiceActivityTrimmer(mode=self.vad_mode)
 
     def make_dataset(self, split: str, records: list[Utterance]) -> Dataset:
         """The dataset of one split (``train``, ``val``, ``test``, ``predict``).
@@ -253,26 +216,9 @@ class SERDataModule(LightningDataModule, ABC):
         """Number of classes."""
         return len(self.class_names)
 
-    def require_root(self, expected: str) -> Path:
-        """Returns :attr:`root` as a Path, or raises an error naming it and the layout expected there.
-
-        Args:
-            expected: a description of the expected layout, for the error message.
-        """
-        if not self.root:
-            raise CorpusNotFoundError(
-                f"{type(self).__name__} needs `root` (--data.init_args.root PATH): the folder that holds {expected}"
-            )
-        root = Path(self.root).expanduser()
-        if not root.is_dir():
-            raise CorpusNotFoundError(f"corpus root {root} does not exist or is not a folder; expected {expected}")
-        return root
-
     # ------------------------------------------------------------------------------------------ manifest
     def corpus_root(self) -> Path | None:
-        """The folder whose files make up the corpus (fingerprinted for the manifest cache)."""
-        if self.root and Path(self.root).expanduser().is_dir():
-            return Path(self.root).expanduser()
+        """The folder whose files make up the corpus (fingerprinted for the manifest cache); ``None``: no cache."""
         return None
 
     def _fingerprint(self) -> str | None:
@@ -280,44 +226,30 @@ class SERDataModule(LightningDataModule, ABC):
         root = self.corpus_root()
         if root is None:
             return None
-        root = root.resolve()
-        digest = hashlib.blake2b(digest_size=16)
-        header = [MANIFEST_CACHE_VERSION, type(self).__module__, type(self).__qualname__, str(root),
+        header = [type(self).__module__, type(self).__qualname__, str(root.resolve()),
                   self.class_names, [repr(getattr(self, a)) for a in self.manifest_args]]  # fmt: skip
-        digest.update(json.dumps(header, default=str).encode())
-        for folder, dirs, files in os.walk(root):
-            dirs.sort()
-            for name in sorted(files):
-                path = os.path.join(folder, name)
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                digest.update(f"{os.path.relpath(path, root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        return digest.hexdigest()
+        return corpus_fingerprint(root, header)
 
     def records(self) -> list[Utterance]:
         """The corpus' checked utterances: parsed, audio headers probed, content-hashed, cached.
 
         Files that cannot be read, are empty or corrupt are skipped (see :meth:`skip`). The result is cached in
-        ``<cache>/manifests/`` and reused while no file under ``root`` changes.
+        ``<cache>/manifests/`` (:mod:`ser_lightning.data.cache`) and reused while no file under the corpus root
+        changes.
         """
         key = self._fingerprint() if self.cache_manifest else None
-        cache = cache_root() / "manifests" / f"{self.corpus_name}-{key}.json" if key else None
-        if cache is not None and cache.is_file():
-            try:
-                payload = json.loads(cache.read_text())
-                self.skipped = payload["skipped"]
-                if payload.get("dropped"):
-                    self.dropped = payload["dropped"]
-                for item in self.skipped:
-                    log.warning("skipping %s: %s", item["path"], item["reason"])
-                if self.skipped and self.strict:
-                    first = self.skipped[0]
-                    raise AudioReadError(f"{first['path']}: {first['reason']} (strict=True)")
-                return [Utterance(**r) for r in payload["records"]]
-            except (KeyError, TypeError, json.JSONDecodeError):
-                log.warning("ignoring the unreadable manifest cache %s", cache)
+        cache = manifest_cache_path(self.corpus_name, key) if key else None
+        cached = read_manifest_cache(cache) if cache is not None else None
+        if cached is not None:
+            self.skipped = cached.skipped
+            if cached.dropped:
+                self.dropped = cached.dropped
+            for item in self.skipped:
+                log.warning("skipping %s: %s", item["path"], item["reason"])
+            if self.skipped and self.strict:
+                first = self.skipped[0]
+                raise AudioReadError(f"{first['path']}: {first['reason']} (strict=True)")
+            return cached.records
         self.skipped = []
         checked = []
         for record in self.load_records():
@@ -337,29 +269,11 @@ class SERDataModule(LightningDataModule, ABC):
                 )
             )
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as handle:
-                payload = {"records": [asdict(r) for r in checked], "skipped": self.skipped,
-                           "dropped": dict(getattr(self, "dropped", {}) or {})}  # fmt: skip
-                json.dump(payload, handle)
-            os.replace(tmp, cache)
+            dropped = dict(getattr(self, "dropped", {}) or {})
+            write_manifest_cache(cache, CachedManifest(checked, self.skipped, dropped))
         return checked
 
     # ----------------------------------------------------------------------------------------- lifecycle
-    def build_split(self) -> Split:
-        """The protocol's split of :meth:`records`, checked for leakage."""
-        return make_split(
-            self.records(),
-            protocol=self.protocol,
-            fold=self.fold,
-            k=self.num_folds,
-            seed=self.seed,
-            holdout_fractions=self.holdout_fractions,  # type: ignore[arg-type]
-            speaker_dependent=self.speaker_dependent,
-            group_by=self.group_by,
-        )
-
     def setup(self, stage: str | None = None) -> None:
         """Loads the manifest, makes the split, checks it for leakage, and builds the datasets."""
         if self.split is None:
@@ -471,3 +385,82 @@ class SERDataModule(LightningDataModule, ABC):
     def predict_dataloader(self) -> DataLoader:
         """Predict loader: ``predict_paths`` if given, else the test split."""
         return self._loader("predict", shuffle=False)
+
+
+class CorpusDataModule(SERDataModule):
+    """Base of a single corpus' DataModule: its root folder and the protocol that splits it.
+
+    A subclass declares only its own arguments (``def __init__(self, label_set=..., **kwargs)`` /
+    ``super().__init__(**kwargs)``) and parses its native layout with a plain function
+    (``parse_<corpus>(root, ...) -> list[Utterance]``, testable without Lightning) that :meth:`load_records`
+    calls.
+
+    Args:
+        root: where the corpus is (a corpus subclass says what it expects there).
+        protocol: ``loso`` leave-one-speaker-out (validation on the session partner), ``lsso``
+            leave-one-session-out, ``kfold`` speaker-grouped k-fold, ``holdout`` seeded hold-out.
+        fold: which fold of the protocol (``loso``: index into the sorted speakers).
+        num_folds: number of folds of ``kfold``.
+        holdout_fractions: train/validation/test fractions of ``holdout``.
+        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout`` only). The run is then
+            stamped ``speaker_independent: false`` in its hyperparameters and results.
+        group_by: the unit ``kfold``/``holdout`` deal out: ``speaker``, ``session``, or ``auto`` (sessions when
+            the corpus has them, so that no session is shared between training and test).
+        **kwargs: the arguments of :class:`SERDataModule` (loaders, audio, augmentation, VAD, ...).
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        protocol: Protocol = "loso",
+        fold: int = 0,
+        num_folds: int = 5,
+        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
+        speaker_dependent: bool = False,
+        group_by: Literal["auto", "speaker", "session"] = "auto",
+        **kwargs: Any,
+    ) -> None:
+        if fold < 0:
+            raise ProtocolError(f"fold must be >= 0, got {fold}")
+        super().__init__(**kwargs)
+        self.root = root
+        self.protocol = protocol
+        self.fold = fold
+        self.num_folds = num_folds
+        self.holdout_fractions = tuple(holdout_fractions)
+        self.speaker_dependent = speaker_dependent
+        self.group_by = group_by
+
+    def require_root(self, expected: str) -> Path:
+        """Returns :attr:`root` as a Path, or raises an error naming it and the layout expected there.
+
+        Args:
+            expected: a description of the expected layout, for the error message.
+        """
+        if not self.root:
+            raise CorpusNotFoundError(
+                f"{type(self).__name__} needs `root` (--data.init_args.root PATH): the folder that holds {expected}"
+            )
+        root = Path(self.root).expanduser()
+        if not root.is_dir():
+            raise CorpusNotFoundError(f"corpus root {root} does not exist or is not a folder; expected {expected}")
+        return root
+
+    def corpus_root(self) -> Path | None:
+        """The folder whose files make up the corpus (fingerprinted for the manifest cache)."""
+        if self.root and Path(self.root).expanduser().is_dir():
+            return Path(self.root).expanduser()
+        return None
+
+    def build_split(self) -> Split:
+        """The protocol's split of :meth:`records`, checked for leakage."""
+        return make_split(
+            self.records(),
+            protocol=self.protocol,
+            fold=self.fold,
+            k=self.num_folds,
+            seed=self.seed,
+            holdout_fractions=self.holdout_fractions,  # type: ignore[arg-type]
+            speaker_dependent=self.speaker_dependent,
+            group_by=self.group_by,
+        )

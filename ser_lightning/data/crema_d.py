@@ -6,12 +6,9 @@ import csv
 import logging
 import re
 from pathlib import Path
-from typing import Literal
 
-from ser_lightning.audio import WaveformAugmentation
-from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
+from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -60,7 +57,7 @@ _NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{1,2})$")
 _LFS_POINTER = b"version https://git-lfs"
 
 
-class CREMADDataModule(SERDataModule):
+class CREMADDataModule(CorpusDataModule):
     """CREMA-D audio: 91 actors (43 female, 48 male), 7,442 clips of 12 sentences in 6 emotions, 16 kHz.
 
     ``root`` is the folder containing ``AudioWAV/`` (the release's top folder; ``AudioWAV/`` itself is accepted
@@ -92,77 +89,13 @@ class CREMADDataModule(SERDataModule):
     validates on the next actor), sentence = sentence code (every actor speaks every sentence, which the split
     stamps as ``shared_sentences``), ``extra["intensity"]`` = low/medium/high/unspecified.
 
-    Args:
-        root: the corpus folder (see above).
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to (the corpus is 16 kHz).
-        protocol: ``loso``, ``kfold`` or ``holdout`` (the corpus has no sessions, so no ``lsso``).
-        fold: which fold of the protocol.
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds (``None``: whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first irregular, unreadable or empty audio file instead of skipping (and counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
-            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
-            never augmented.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
-            ``None``: off.
+
+    Of the inherited arguments: the corpus is 16 kHz; ``protocol`` is ``loso``, ``kfold`` or ``holdout`` (no
+    sessions, so no ``lsso``); ``strict`` also fails on irregular names.
     """
 
     corpus_name = "crema_d"
     manifest_args = ("demographics_state",)
-
-    def __init__(
-        self,
-        root: str | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
-    ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
 
     @property
     def class_names(self) -> list[str]:
@@ -176,22 +109,12 @@ class CREMADDataModule(SERDataModule):
 
     def audio_dir(self) -> Path | None:
         """The ``AudioWAV`` folder: ``root/AudioWAV``, or ``root`` itself when it is that folder."""
-        if not self.root:
-            return None
-        root = Path(self.root).expanduser()
-        if (root / AUDIO_FOLDER).is_dir():
-            return root / AUDIO_FOLDER
-        if root.is_dir() and root.name == AUDIO_FOLDER:
-            return root
-        return None
+        return crema_d_audio_dir(Path(self.root).expanduser()) if self.root else None
 
     def demographics_file(self) -> Path | None:
         """``VideoDemographics.csv`` next to ``AudioWAV/``, if it is there."""
         audio = self.audio_dir()
-        if audio is None:
-            return None
-        path = audio.parent / DEMOGRAPHICS
-        return path if path.is_file() else None
+        return None if audio is None else crema_d_demographics_file(audio)
 
     @property
     def demographics_state(self) -> tuple[str, int, int] | None:
@@ -207,83 +130,14 @@ class CREMADDataModule(SERDataModule):
         return self.audio_dir()
 
     def read_demographics(self) -> dict[str, dict[str, str]]:
-        """Actor id -> ``extra`` fields from ``VideoDemographics.csv`` (empty when the file is absent).
-
-        Raises:
-            ManifestError: a required column (``ActorID``, ``Age``, ``Sex``) is missing or an actor id is not a
-                number (names the file and line).
-        """
+        """Actor id -> ``extra`` fields from ``VideoDemographics.csv`` (empty when the file is absent)."""
         path = self.demographics_file()
-        if path is None:
-            return {}
-        out: dict[str, dict[str, str]] = {}
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in ("ActorID", "Age", "Sex") if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ManifestError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-            for line, row in enumerate(reader, start=2):
-                actor = (row.get("ActorID") or "").strip()
-                if not actor.isdigit():
-                    raise ManifestError(f"{path}:{line}: ActorID {actor!r} is not an actor number")
-                fields = {
-                    "gender": (row.get("Sex") or "").strip().lower(),
-                    "age": (row.get("Age") or "").strip(),
-                    "race": (row.get("Race") or "").strip(),
-                    "ethnicity": (row.get("Ethnicity") or "").strip(),
-                }
-                out[actor] = {k: v for k, v in fields.items() if v}
-        return out
+        return {} if path is None else read_crema_d_demographics(path)
 
     def load_records(self) -> list[Utterance]:
-        """Parses ``AudioWAV``'s file names and the optional demographics (see the class docstring)."""
+        """Parses ``AudioWAV``'s file names and the optional demographics (:func:`parse_crema_d`)."""
         root = self.require_root(f"{AUDIO_FOLDER}/ ({EXPECTED}) and optionally {DEMOGRAPHICS}")
-        audio = self.audio_dir()
-        if audio is None:
-            raise CorpusNotFoundError(f"{root}: no CREMA-D {AUDIO_FOLDER}/ folder found; expected {EXPECTED}")
-        files = sorted(p for p in audio.iterdir() if p.is_file() and p.suffix.lower() == ".wav")
-        files = [p for p in files if not p.name.startswith(".")]
-        self._check_not_lfs_pointers(audio, files)
-        demographics = self.read_demographics()
-        records: list[Utterance] = []
-        for path in files:
-            match = _NAME.match(path.stem)
-            if match is None:
-                self.skip(path, "the name does not follow CREMA-D's AAAA_SSS_EEE_LL.wav")
-                continue
-            if path.stem in KNOWN_FAULTY:
-                self.skip(path, KNOWN_FAULTY[path.stem])
-                continue
-            actor, sentence, emotion, level = match.groups()
-            if int(actor) not in ACTORS:
-                self.skip(path, f"actor {actor} is outside CREMA-D's 1001-1091")
-                continue
-            if sentence not in SENTENCES:
-                self.skip(path, f"sentence code {sentence} is not one of {' '.join(SENTENCES)}")
-                continue
-            if level not in LEVELS:
-                self.skip(path, f"emotion level {level} is not one of LO MD HI XX")
-                continue
-            if emotion not in EMOTIONS:
-                raise ManifestError(f"{path}: unknown emotion code '{emotion}' (expected one of {' '.join(EMOTIONS)})")
-            records.append(
-                Utterance(
-                    path=str(path.resolve()),
-                    label=EMOTIONS[emotion],
-                    speaker=actor,
-                    sentence=sentence,
-                    corpus=self.corpus_name,
-                    utt_id=path.stem,
-                    extra={**demographics.get(actor, {}), "intensity": LEVELS[level]},
-                )
-            )
-        if not records:
-            raise CorpusNotFoundError(f"{audio}: no CREMA-D clip found; expected {EXPECTED}")
-        if demographics:
-            unknown = sorted({r.speaker for r in records} - set(demographics))
-            if unknown:
-                log.warning("CREMA-D: actors %s are not in %s (no sex/age for them)", unknown, DEMOGRAPHICS)
-        return records
+        return parse_crema_d(root, corpus=self.corpus_name, report=self.parse_report())
 
     def records(self) -> list[Utterance]:
         """The checked clips (see the base), without byte-identical copies (see the class docstring)."""
@@ -307,15 +161,127 @@ class CREMADDataModule(SERDataModule):
                     drop.add(record.path)
         return [r for r in records if r.path not in drop] if drop else records
 
-    @staticmethod
-    def _check_not_lfs_pointers(audio: Path, files: list[Path]) -> None:
-        """Raises when the first clip is a Git LFS pointer (a clone without ``git lfs``), not audio."""
-        if not files or files[0].stat().st_size > 1024:
-            return
-        with files[0].open("rb") as handle:
-            head = handle.read(len(_LFS_POINTER))
-        if head == _LFS_POINTER:
-            raise CorpusNotFoundError(
-                f"{audio}: the .wav files are Git LFS pointers, not audio (e.g. {files[0].name}); "
-                "fetch the audio with `git lfs pull` in the CREMA-D clone"
+
+def crema_d_audio_dir(root: Path) -> Path | None:
+    """CREMA-D's ``AudioWAV`` folder: ``root/AudioWAV``, or ``root`` itself when it is that folder."""
+    if (root / AUDIO_FOLDER).is_dir():
+        return root / AUDIO_FOLDER
+    if root.is_dir() and root.name == AUDIO_FOLDER:
+        return root
+    return None
+
+
+def crema_d_demographics_file(audio: Path) -> Path | None:
+    """``VideoDemographics.csv`` next to the ``AudioWAV`` folder ``audio``, if it is there."""
+    path = audio.parent / DEMOGRAPHICS
+    return path if path.is_file() else None
+
+
+def read_crema_d_demographics(path: Path) -> dict[str, dict[str, str]]:
+    """Actor id -> ``extra`` fields (gender, age, race, ethnicity) from ``VideoDemographics.csv``.
+
+    Args:
+        path: the CSV file.
+
+    Raises:
+        ManifestError: a required column (``ActorID``, ``Age``, ``Sex``) is missing or an actor id is not a
+            number (names the file and line).
+    """
+    out: dict[str, dict[str, str]] = {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("ActorID", "Age", "Sex") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ManifestError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            actor = (row.get("ActorID") or "").strip()
+            if not actor.isdigit():
+                raise ManifestError(f"{path}:{line}: ActorID {actor!r} is not an actor number")
+            fields = {
+                "gender": (row.get("Sex") or "").strip().lower(),
+                "age": (row.get("Age") or "").strip(),
+                "race": (row.get("Race") or "").strip(),
+                "ethnicity": (row.get("Ethnicity") or "").strip(),
+            }
+            out[actor] = {k: v for k, v in fields.items() if v}
+    return out
+
+
+def parse_crema_d(root: Path, *, corpus: str = "crema_d", report: ParseReport | None = None) -> list[Utterance]:
+    """Parses CREMA-D's ``AudioWAV`` file names and the optional demographics (rules: :class:`CREMADDataModule`).
+
+    Byte-identical copies are found later, by the DataModule, once every clip is content-hashed.
+
+    Args:
+        root: the folder containing ``AudioWAV/`` (and optionally ``VideoDemographics.csv``), or ``AudioWAV/``.
+        corpus: the corpus name stored in every record.
+        report: collects the skipped files (default: a fresh :class:`~ser_lightning.data.manifest.ParseReport`).
+
+    Returns:
+        The clips, sorted by file name.
+
+    Raises:
+        CorpusNotFoundError: no ``AudioWAV`` folder, no clip in it, or Git LFS pointers instead of audio.
+        ManifestError: a file name has an unknown emotion code, or the demographics file is malformed.
+    """
+    report = report if report is not None else ParseReport()
+    audio = crema_d_audio_dir(root)
+    if audio is None:
+        raise CorpusNotFoundError(f"{root}: no CREMA-D {AUDIO_FOLDER}/ folder found; expected {EXPECTED}")
+    files = sorted(p for p in audio.iterdir() if p.is_file() and p.suffix.lower() == ".wav")
+    files = [p for p in files if not p.name.startswith(".")]
+    _check_not_lfs_pointers(audio, files)
+    demographics_path = crema_d_demographics_file(audio)
+    demographics = read_crema_d_demographics(demographics_path) if demographics_path else {}
+    records: list[Utterance] = []
+    for path in files:
+        match = _NAME.match(path.stem)
+        if match is None:
+            report.skip(path, "the name does not follow CREMA-D's AAAA_SSS_EEE_LL.wav")
+            continue
+        if path.stem in KNOWN_FAULTY:
+            report.skip(path, KNOWN_FAULTY[path.stem])
+            continue
+        actor, sentence, emotion, level = match.groups()
+        if int(actor) not in ACTORS:
+            report.skip(path, f"actor {actor} is outside CREMA-D's 1001-1091")
+            continue
+        if sentence not in SENTENCES:
+            report.skip(path, f"sentence code {sentence} is not one of {' '.join(SENTENCES)}")
+            continue
+        if level not in LEVELS:
+            report.skip(path, f"emotion level {level} is not one of LO MD HI XX")
+            continue
+        if emotion not in EMOTIONS:
+            raise ManifestError(f"{path}: unknown emotion code '{emotion}' (expected one of {' '.join(EMOTIONS)})")
+        records.append(
+            Utterance(
+                path=str(path.resolve()),
+                label=EMOTIONS[emotion],
+                speaker=actor,
+                sentence=sentence,
+                corpus=corpus,
+                utt_id=path.stem,
+                extra={**demographics.get(actor, {}), "intensity": LEVELS[level]},
             )
+        )
+    if not records:
+        raise CorpusNotFoundError(f"{audio}: no CREMA-D clip found; expected {EXPECTED}")
+    if demographics:
+        unknown = sorted({r.speaker for r in records} - set(demographics))
+        if unknown:
+            log.warning("CREMA-D: actors %s are not in %s (no sex/age for them)", unknown, DEMOGRAPHICS)
+    return records
+
+
+def _check_not_lfs_pointers(audio: Path, files: list[Path]) -> None:
+    """Raises when the first clip is a Git LFS pointer (a clone without ``git lfs``), not audio."""
+    if not files or files[0].stat().st_size > 1024:
+        return
+    with files[0].open("rb") as handle:
+        head = handle.read(len(_LFS_POINTER))
+    if head == _LFS_POINTER:
+        raise CorpusNotFoundError(
+            f"{audio}: the .wav files are Git LFS pointers, not audio (e.g. {files[0].name}); "
+            "fetch the audio with `git lfs pull` in the CREMA-D clone"
+        )

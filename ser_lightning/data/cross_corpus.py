@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import replace
-from typing import Literal
+from typing import Any
 
-from ser_lightning.audio import WaveformAugmentation
 from ser_lightning.data.base import SERDataModule
 from ser_lightning.data.manifest import Utterance, unique
-from ser_lightning.data.splits import Protocol, Split, check_split
+from ser_lightning.data.splits import Split, check_split
 from ser_lightning.errors import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,9 @@ class CrossCorpusDataModule(SERDataModule):
     (``source:iemocap:Ses01F``), so the same corpus can serve as both (e.g. two voice sets of the synthetic one).
 
     The two corpora are configured as nested DataModules (their own roots and label options; their loader
-    arguments are not used).
+    arguments are not used). The protocol is this one, with no folds: ``protocol``, ``fold`` and the other
+    arguments of a single corpus' split (:class:`~ser_lightning.data.base.CorpusDataModule`) are not accepted;
+    ``seed`` seeds the draw of the target's selection and test speakers (repeat runs with other seeds).
 
     Args:
         source: the training corpus.
@@ -87,31 +88,10 @@ class CrossCorpusDataModule(SERDataModule):
         classes: the shared class set in label order (default: the harmonised labels both corpora have).
         label_map: extra ``original label -> shared label`` entries (applied before the synonyms).
         selection_fraction: share of the target's speakers used for validation; the rest is the test set.
-        root: unused (the corpora have their own).
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio of both corpora is resampled to.
-        protocol: unused (the protocol is cross-corpus).
-        fold: unused.
-        num_folds: unused.
-        holdout_fractions: unused.
-        speaker_dependent: unused.
-        group_by: unused.
-        seed: seed of the selection/test draw of target speakers (repeat runs with other seeds).
-        segment_seconds: random training crop length in seconds (``None``: whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first unreadable/empty audio file instead of skipping (and counting) it.
-        cache_manifest: cache the parsed corpora, keyed by their files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
-            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
-            never augmented.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
-            ``None``: off.
     """
 
     corpus_name = "cross_corpus"
+    protocol = "cross_corpus"
 
     def __init__(
         self,
@@ -120,49 +100,11 @@ class CrossCorpusDataModule(SERDataModule):
         classes: list[str] | None = None,
         label_map: dict[str, str] | None = None,
         selection_fraction: float = 0.3,
-        root: str | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
         if not 0 < selection_fraction < 1:
             raise ValueError(f"selection_fraction must be in (0, 1), got {selection_fraction}")
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        super().__init__(**kwargs)
         self.source = source
         self.target = target
         self.label_map = dict(label_map or {})

@@ -5,12 +5,9 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Literal
 
-from ser_lightning.audio import WaveformAugmentation
-from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
+from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -47,7 +44,7 @@ EXPECTED = "wav/<SS><TTT><E><V>.wav files such as wav/03a01Fa.wav (speaker, text
 _NAME = re.compile(r"^(\d{2})([ab]\d{2})([A-Z])([a-z])$")
 
 
-class EMODBDataModule(SERDataModule):
+class EMODBDataModule(CorpusDataModule):
     """EMO-DB (Berlin): 10 actors (5 female, 5 male), 535 utterances of 10 German sentences in 7 emotions, 16 kHz.
 
     ``root`` is the folder containing ``wav/`` (as the release unpacks), or ``wav/`` itself. Files are
@@ -69,76 +66,12 @@ class EMODBDataModule(SERDataModule):
     sentence = text code (every speaker reads every text, which the split stamps as ``shared_sentences``),
     ``extra`` = gender, version.
 
-    Args:
-        root: the corpus folder (see above).
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to (the corpus is 16 kHz).
-        protocol: ``loso``, ``kfold`` or ``holdout`` (the corpus has no sessions, so no ``lsso``).
-        fold: which fold of the protocol.
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds (``None``: whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first irregular, unreadable or empty audio file instead of skipping (and counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
-            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
-            never augmented.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
-            ``None``: off.
+
+    Of the inherited arguments: the corpus is 16 kHz; ``protocol`` is ``loso``, ``kfold`` or ``holdout`` (no
+    sessions, so no ``lsso``); ``strict`` also fails on irregular names.
     """
 
     corpus_name = "emodb"
-
-    def __init__(
-        self,
-        root: str | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
-    ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
 
     @property
     def class_names(self) -> list[str]:
@@ -152,54 +85,75 @@ class EMODBDataModule(SERDataModule):
 
     def wav_dir(self) -> Path | None:
         """The folder of the corpus' ``.wav`` files: ``root/wav``, or ``root`` itself (None when neither)."""
-        if not self.root:
-            return None
-        root = Path(self.root).expanduser()
-        if (root / "wav").is_dir():
-            return root / "wav"
-        if root.is_dir() and any(_NAME.match(p.stem) for p in root.glob("*.wav")):
-            return root
-        return None
+        return emodb_wav_dir(Path(self.root).expanduser()) if self.root else None
 
     def corpus_root(self) -> Path | None:
         """The ``wav`` folder (what the manifest cache fingerprints)."""
         return self.wav_dir()
 
     def load_records(self) -> list[Utterance]:
-        """Parses the ``wav`` folder's file names (see the class docstring for the rules)."""
+        """Parses the ``wav`` folder's file names (:func:`parse_emodb`)."""
         root = self.require_root(f"wav/ ({EXPECTED})")
-        wav = self.wav_dir()
-        if wav is None:
-            raise CorpusNotFoundError(f"{root}: no EMO-DB wav/ folder found; expected {EXPECTED}")
-        records: list[Utterance] = []
-        for path in sorted(p for p in wav.iterdir() if p.is_file() and p.suffix.lower() == ".wav"):
-            if path.name.startswith("."):
-                continue
-            match = _NAME.match(path.stem)
-            if match is None:
-                self.skip(path, "the name does not follow EMO-DB's <speaker><text><emotion><version>.wav")
-                continue
-            speaker, text, emotion, version = match.groups()
-            if speaker not in SPEAKERS:
-                self.skip(path, f"speaker {speaker} is not one of EMO-DB's {' '.join(SPEAKERS)}")
-                continue
-            if text not in TEXTS:
-                self.skip(path, f"text code {text} is not one of EMO-DB's {' '.join(TEXTS)}")
-                continue
-            if emotion not in EMOTIONS:
-                expected = ", ".join(f"{code} {name}" for code, name in EMOTIONS.items())
-                raise ManifestError(f"{path}: unknown emotion letter '{emotion}' (expected one of {expected})")
-            records.append(
-                Utterance(
-                    path=str(path.resolve()),
-                    label=EMOTIONS[emotion],
-                    speaker=speaker,
-                    sentence=text,
-                    corpus=self.corpus_name,
-                    utt_id=path.stem,
-                    extra={"gender": SPEAKERS[speaker], "version": version},
-                )
+        return parse_emodb(root, corpus=self.corpus_name, report=self.parse_report())
+
+
+def emodb_wav_dir(root: Path) -> Path | None:
+    """The folder of EMO-DB's ``.wav`` files: ``root/wav``, or ``root`` itself (None when neither)."""
+    if (root / "wav").is_dir():
+        return root / "wav"
+    if root.is_dir() and any(_NAME.match(p.stem) for p in root.glob("*.wav")):
+        return root
+    return None
+
+
+def parse_emodb(root: Path, *, corpus: str = "emodb", report: ParseReport | None = None) -> list[Utterance]:
+    """Parses EMO-DB's ``wav`` folder's file names (the rules are :class:`EMODBDataModule`'s).
+
+    Args:
+        root: the folder containing ``wav/``, or ``wav/`` itself.
+        corpus: the corpus name stored in every record.
+        report: collects the skipped files (default: a fresh :class:`~ser_lightning.data.manifest.ParseReport`).
+
+    Returns:
+        The utterances, sorted by file name.
+
+    Raises:
+        CorpusNotFoundError: no ``wav`` folder or no utterance in it.
+        ManifestError: a file name has an unknown emotion letter.
+    """
+    report = report if report is not None else ParseReport()
+    wav = emodb_wav_dir(root)
+    if wav is None:
+        raise CorpusNotFoundError(f"{root}: no EMO-DB wav/ folder found; expected {EXPECTED}")
+    records: list[Utterance] = []
+    for path in sorted(p for p in wav.iterdir() if p.is_file() and p.suffix.lower() == ".wav"):
+        if path.name.startswith("."):
+            continue
+        match = _NAME.match(path.stem)
+        if match is None:
+            report.skip(path, "the name does not follow EMO-DB's <speaker><text><emotion><version>.wav")
+            continue
+        speaker, text, emotion, version = match.groups()
+        if speaker not in SPEAKERS:
+            report.skip(path, f"speaker {speaker} is not one of EMO-DB's {' '.join(SPEAKERS)}")
+            continue
+        if text not in TEXTS:
+            report.skip(path, f"text code {text} is not one of EMO-DB's {' '.join(TEXTS)}")
+            continue
+        if emotion not in EMOTIONS:
+            expected = ", ".join(f"{code} {name}" for code, name in EMOTIONS.items())
+            raise ManifestError(f"{path}: unknown emotion letter '{emotion}' (expected one of {expected})")
+        records.append(
+            Utterance(
+                path=str(path.resolve()),
+                label=EMOTIONS[emotion],
+                speaker=speaker,
+                sentence=text,
+                corpus=corpus,
+                utt_id=path.stem,
+                extra={"gender": SPEAKERS[speaker], "version": version},
             )
-        if not records:
-            raise CorpusNotFoundError(f"{wav}: no EMO-DB utterance found; expected {EXPECTED}")
-        return records
+        )
+    if not records:
+        raise CorpusNotFoundError(f"{wav}: no EMO-DB utterance found; expected {EXPECTED}")
+    return records

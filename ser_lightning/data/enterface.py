@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from ser_lightning.audio import WaveformAugmentation
-from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
+from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ _IGNORED_FILES = {"thumbs.db", "desktop.ini"}
 LAYOUT = "`subject N/<anger|disgust|fear|happiness|sadness|surprise>/sentence K/sN_<an|di|fe|ha|sa|su>_K.avi`"
 
 
-class ENTERFACEDataModule(SERDataModule):
+class ENTERFACEDataModule(CorpusDataModule):
     """eNTERFACE'05 audio-visual emotion database: 42 subjects, six emotions, five sentences per emotion.
 
     ``root`` is the folder that holds the ``subject N`` folders, laid out as
@@ -55,32 +54,13 @@ class ENTERFACEDataModule(SERDataModule):
     Utterance ids are canonical (``s<N>_<code>_<K>``, from the folders), so files named after another subject do
     not collide with that subject's own files.
 
+
+    Of the inherited arguments: ``root`` holds the ``subject N`` folders; the release's audio tracks are 48 kHz;
+    ``lsso`` does not apply (no sessions); ``strict`` also fails on unattributable files.
+
     Args:
-        root: the folder holding the ``subject N`` folders.
         emotions: the classes to keep, in label order (default: all six); utterances of other emotions are
             dropped and counted in ``describe()["dropped_labels"]``.
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to (the release's audio tracks are 48 kHz).
-        protocol: ``loso``, ``lsso``, ``kfold`` or ``holdout`` (``lsso`` does not apply: no sessions).
-        fold: which fold of the protocol (``loso``: index into the sorted subjects).
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds (``None``: whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first irregular file (unattributable, unreadable or empty) instead of skipping
-            (and counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
-            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
-            never augmented.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
-            ``None``: off.
     """
 
     corpus_name = "enterface"
@@ -88,26 +68,8 @@ class ENTERFACEDataModule(SERDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
         emotions: list[Emotion] | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
         selected = list(emotions) if emotions else list(EMOTIONS)
         unknown = [e for e in selected if e not in EMOTIONS]
@@ -115,27 +77,7 @@ class ENTERFACEDataModule(SERDataModule):
             raise ValueError(f"unknown eNTERFACE emotion(s) {unknown}; expected some of {list(EMOTIONS)}")
         if len(set(selected)) != len(selected) or len(selected) < 2:
             raise ValueError(f"emotions must be at least two distinct names, got {selected}")
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        super().__init__(**kwargs)
         self.emotions = selected
         self.dropped: dict[str, int] = {}
         self.irregular: dict[str, int] = {}
@@ -150,55 +92,17 @@ class ENTERFACEDataModule(SERDataModule):
         """Emotion folder / file-name code -> class name of the selected emotions."""
         return {code: name for code, name in EMOTION_CODES.items() if name in self.emotions}
 
-    def _subject_dirs(self, root: Path) -> list[tuple[int, Path]]:
-        found = []
-        for child in root.iterdir():
-            match = _SUBJECT_DIR.match(child.name)
-            if match and child.is_dir():
-                found.append((int(match.group(1)), child))
-        return sorted(found, key=lambda item: (item[0], item[1].name))
-
-    def _irregular(self, kind: str, path: Path, detail: str) -> None:
-        self.irregular[kind] = self.irregular.get(kind, 0) + 1
-        log.info("eNTERFACE irregularity (%s) in %s: %s", kind, path, detail)
-
     def load_records(self) -> list[Utterance]:
-        """Walks the ``subject N`` folders and attributes every ``.avi`` by its folders.
+        """Walks the ``subject N`` folders and attributes every ``.avi`` by its folders (:func:`parse_enterface`).
 
         Raises:
             CorpusNotFoundError: ``root`` is missing or holds no ``subject N`` folder.
         """
         root = self.require_root(f"the `subject N` folders of eNTERFACE'05 ({LAYOUT})")
-        subjects = self._subject_dirs(root)
-        if not subjects:
-            hint = ""
-            for child in sorted(p for p in root.iterdir() if p.is_dir()):
-                if self._subject_dirs(child):
-                    hint = f"; did you mean {child}?"
-                    break
-            raise CorpusNotFoundError(
-                f"no `subject N` folder in {root}; expected the eNTERFACE'05 layout {LAYOUT}{hint}"
-            )
         self.dropped, self.irregular = {}, {}
-        keep = set(self.emotions)
-        records: list[Utterance] = []
-        seen: dict[str, str] = {}
-        for number, folder in subjects:
-            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-                record = self._attribute(number, folder, path)
-                if record is None:
-                    continue
-                if record.label not in keep:
-                    self.dropped[record.label] = self.dropped.get(record.label, 0) + 1
-                    continue
-                if record.utt_id in seen:
-                    base, n = record.utt_id, 2
-                    while f"{base}-{n}" in seen:
-                        n += 1
-                    self._irregular("duplicate_slot", path, f"a second file for {base} (first: {seen[base]})")
-                    record = replace(record, utt_id=f"{base}-{n}")
-                seen[record.utt_id] = record.path
-                records.append(record)
+        report = self.parse_report()
+        records = parse_enterface(root, emotions=self.emotions, corpus=self.corpus_name, report=report)
+        self.dropped, self.irregular = report.dropped, report.irregular
         if self.irregular:
             log.info("eNTERFACE: kept %d irregular file name(s)/layout(s) by their folders: %s",
                      sum(self.irregular.values()), self.irregular)  # fmt: skip
@@ -206,70 +110,140 @@ class ENTERFACEDataModule(SERDataModule):
             log.info("eNTERFACE: dropped emotions outside %s: %s", self.emotions, self.dropped)
         return records
 
-    def _attribute(self, subject: int, subject_dir: Path, path: Path) -> Utterance | None:
-        """The record of one file under a subject folder, or None (skipped or silently ignored)."""
-        name = path.name
-        if name.startswith(".") or name.lower() in _IGNORED_FILES:
-            return None  # file-system litter (.DS_Store, Thumbs.db), not part of the corpus
-        if path.suffix.lower() != ".avi":
-            self.skip(path, "not an .avi video file")
-            return None
-        folders = path.relative_to(subject_dir).parts[:-1]
-        emotion_at = next((i for i, f in enumerate(folders) if f.lower() in EMOTIONS), None)
-        if emotion_at is None:
-            self.skip(path, f"not inside an emotion folder ({', '.join(EMOTIONS)}) of its subject folder")
-            return None
-        emotion = folders[emotion_at].lower()
-        below = folders[emotion_at + 1 :]
-        sentence_at = next((i for i, f in enumerate(below) if _SENTENCE_DIR.match(f)), None)
-        folder_sentence = int(_SENTENCE_DIR.match(below[sentence_at]).group(1)) if sentence_at is not None else None
-        stem = path.stem
-        parsed = _LENIENT_NAME.match(stem)
-
-        if folder_sentence is None and parsed is None:
-            self.skip(path, "cannot tell its sentence: no `sentence K` folder and the name is not sN_<code>_K")
-            return None
-        flags = []
-
-        def note(kind: str, detail: str) -> None:
-            flags.append(kind)
-            self._irregular(kind, path, detail)
-
-        if not _STRICT_NAME.match(stem.lower()):
-            note("nonstandard_name", f"{name!r} is not s{subject}_{CODE_OF[emotion]}_K.avi")
-        if any(f != f.lower() for f in (subject_dir.name, *folders)) or name != name.lower():
-            note("capitalisation", "upper-case letters in the folder or file name")
-        if folder_sentence is None:
-            note("no_sentence_folder", "the file lies in its emotion folder; sentence taken from the name")
-        extra_levels = len(below) - (1 if sentence_at is not None else 0) + (emotion_at)
-        if extra_levels:
-            note("extra_folder_level", f"{extra_levels} folder level(s) beyond subject/emotion/sentence")
-        if parsed is not None:
-            name_subject, name_code, name_sentence = int(parsed.group(1)), parsed.group(2).lower(), int(parsed.group(3))
-            if name_subject != subject:
-                note("subject_mismatch", f"named after subject {name_subject}, kept as subject {subject}")
-            if EMOTION_CODES[name_code] != emotion:
-                note("emotion_mismatch", f"named {EMOTION_CODES[name_code]}, kept as {emotion} (its folder)")
-            if folder_sentence is not None and name_sentence != folder_sentence:
-                note("sentence_mismatch", f"named sentence {name_sentence}, kept as sentence {folder_sentence}")
-        sentence = folder_sentence if folder_sentence is not None else int(parsed.group(3))  # type: ignore[union-attr]
-        extra = {"file_name": name, "sentence_number": str(sentence)}
-        if flags:
-            extra["irregular"] = ",".join(flags)
-        return Utterance(
-            path=str(path.resolve()),
-            label=emotion,
-            speaker=f"subject {subject}",
-            session="",
-            sentence=f"{emotion}_{sentence}",
-            corpus=self.corpus_name,
-            utt_id=f"s{subject}_{CODE_OF[emotion]}_{sentence}",
-            extra=extra,
-        )
-
     def describe(self) -> dict[str, object]:
         """The base description plus the irregular file names/layouts kept by their folders (by kind).
 
         The counts come from the last parse of the corpus; a run that reuses the manifest cache reports none.
         """
         return {**super().describe(), "irregular": dict(self.irregular)}
+
+
+def _subject_dirs(root: Path) -> list[tuple[int, Path]]:
+    found = []
+    for child in root.iterdir():
+        match = _SUBJECT_DIR.match(child.name)
+        if match and child.is_dir():
+            found.append((int(match.group(1)), child))
+    return sorted(found, key=lambda item: (item[0], item[1].name))
+
+
+def _irregular(report: ParseReport, kind: str, path: Path, detail: str) -> None:
+    report.flag(kind)
+    log.info("eNTERFACE irregularity (%s) in %s: %s", kind, path, detail)
+
+
+def parse_enterface(
+    root: Path,
+    *,
+    emotions: Sequence[Emotion] | None = None,
+    corpus: str = "enterface",
+    report: ParseReport | None = None,
+) -> list[Utterance]:
+    """Walks eNTERFACE'05's ``subject N`` folders and attributes every ``.avi`` by its folders.
+
+    The rules are :class:`ENTERFACEDataModule`'s.
+
+    Args:
+        root: the folder of the ``subject N`` folders.
+        emotions: the emotions kept (default: all six); others are dropped and counted in ``report.dropped``.
+        corpus: the corpus name stored in every record.
+        report: collects skipped files, dropped emotions and the irregular names/layouts kept (``irregular``,
+            by kind); default: a fresh :class:`~ser_lightning.data.manifest.ParseReport`.
+
+    Returns:
+        The utterances, by subject and path.
+
+    Raises:
+        CorpusNotFoundError: ``root`` holds no ``subject N`` folder.
+    """
+    report = report if report is not None else ParseReport()
+    subjects = _subject_dirs(root)
+    if not subjects:
+        hint = ""
+        for child in sorted(p for p in root.iterdir() if p.is_dir()):
+            if _subject_dirs(child):
+                hint = f"; did you mean {child}?"
+                break
+        raise CorpusNotFoundError(f"no `subject N` folder in {root}; expected the eNTERFACE'05 layout {LAYOUT}{hint}")
+    keep = set(emotions or EMOTIONS)
+    records: list[Utterance] = []
+    seen: dict[str, str] = {}
+    for number, folder in subjects:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            record = _attribute(number, folder, path, corpus, report)
+            if record is None:
+                continue
+            if record.label not in keep:
+                report.drop(record.label)
+                continue
+            if record.utt_id in seen:
+                base, n = record.utt_id, 2
+                while f"{base}-{n}" in seen:
+                    n += 1
+                _irregular(report, "duplicate_slot", path, f"a second file for {base} (first: {seen[base]})")
+                record = replace(record, utt_id=f"{base}-{n}")
+            seen[record.utt_id] = record.path
+            records.append(record)
+    return records
+
+
+def _attribute(subject: int, subject_dir: Path, path: Path, corpus: str, report: ParseReport) -> Utterance | None:
+    """The record of one file under a subject folder, or None (skipped or silently ignored)."""
+    name = path.name
+    if name.startswith(".") or name.lower() in _IGNORED_FILES:
+        return None  # file-system litter (.DS_Store, Thumbs.db), not part of the corpus
+    if path.suffix.lower() != ".avi":
+        report.skip(path, "not an .avi video file")
+        return None
+    folders = path.relative_to(subject_dir).parts[:-1]
+    emotion_at = next((i for i, f in enumerate(folders) if f.lower() in EMOTIONS), None)
+    if emotion_at is None:
+        report.skip(path, f"not inside an emotion folder ({', '.join(EMOTIONS)}) of its subject folder")
+        return None
+    emotion = folders[emotion_at].lower()
+    below = folders[emotion_at + 1 :]
+    sentence_at = next((i for i, f in enumerate(below) if _SENTENCE_DIR.match(f)), None)
+    folder_sentence = int(_SENTENCE_DIR.match(below[sentence_at]).group(1)) if sentence_at is not None else None
+    stem = path.stem
+    parsed = _LENIENT_NAME.match(stem)
+
+    if folder_sentence is None and parsed is None:
+        report.skip(path, "cannot tell its sentence: no `sentence K` folder and the name is not sN_<code>_K")
+        return None
+    flags = []
+
+    def note(kind: str, detail: str) -> None:
+        flags.append(kind)
+        _irregular(report, kind, path, detail)
+
+    if not _STRICT_NAME.match(stem.lower()):
+        note("nonstandard_name", f"{name!r} is not s{subject}_{CODE_OF[emotion]}_K.avi")
+    if any(f != f.lower() for f in (subject_dir.name, *folders)) or name != name.lower():
+        note("capitalisation", "upper-case letters in the folder or file name")
+    if folder_sentence is None:
+        note("no_sentence_folder", "the file lies in its emotion folder; sentence taken from the name")
+    extra_levels = len(below) - (1 if sentence_at is not None else 0) + (emotion_at)
+    if extra_levels:
+        note("extra_folder_level", f"{extra_levels} folder level(s) beyond subject/emotion/sentence")
+    if parsed is not None:
+        name_subject, name_code, name_sentence = int(parsed.group(1)), parsed.group(2).lower(), int(parsed.group(3))
+        if name_subject != subject:
+            note("subject_mismatch", f"named after subject {name_subject}, kept as subject {subject}")
+        if EMOTION_CODES[name_code] != emotion:
+            note("emotion_mismatch", f"named {EMOTION_CODES[name_code]}, kept as {emotion} (its folder)")
+        if folder_sentence is not None and name_sentence != folder_sentence:
+            note("sentence_mismatch", f"named sentence {name_sentence}, kept as sentence {folder_sentence}")
+    sentence = folder_sentence if folder_sentence is not None else int(parsed.group(3))  # type: ignore[union-attr]
+    extra = {"file_name": name, "sentence_number": str(sentence)}
+    if flags:
+        extra["irregular"] = ",".join(flags)
+    return Utterance(
+        path=str(path.resolve()),
+        label=emotion,
+        speaker=f"subject {subject}",
+        session="",
+        sentence=f"{emotion}_{sentence}",
+        corpus=corpus,
+        utt_id=f"s{subject}_{CODE_OF[emotion]}_{sentence}",
+        extra=extra,
+    )

@@ -6,12 +6,10 @@ import logging
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from ser_lightning.audio import WaveformAugmentation
-from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
+from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -56,7 +54,7 @@ _SCRIPT_ID = re.compile(r"(script\d+_\d+)")
 _EXTRA = ("gender", "dialog", "dialog_type", "code", "start", "end", "valence", "activation", "dominance")
 
 
-class IEMOCAPDataModule(SERDataModule):
+class IEMOCAPDataModule(CorpusDataModule):
     """IEMOCAP: 12 hours of dyadic improvisations and scripted plays by ten actors (two per session).
 
     ``root`` is the ``IEMOCAP_full_release`` folder. Labels are the consensus categories of the first line of
@@ -83,33 +81,15 @@ class IEMOCAPDataModule(SERDataModule):
     neutral 1708, sad 1084), per session 1085 / 1023 / 1151 / 1031 / 1241. The 7-class set adds 149
     (surprised 107, fearful 40, disgust 2): disgust is too rare for a fold to contain it reliably.
 
+
+    Of the inherited arguments: ``root`` is the ``IEMOCAP_full_release`` folder; IEMOCAP is 16 kHz; ``loso`` has
+    10 folds and ``lsso`` 5; ``strict`` also fails on labelled turns whose audio is missing.
+
     Args:
-        root: the ``IEMOCAP_full_release`` folder.
         label_set: ``4class`` (angry, happy+excited, neutral, sad) or ``7class`` (plus fearful, disgust,
             surprised).
         dialog_type: ``all``, ``improvised`` (``Ses01F_impro01`` ...) or ``scripted`` (``Ses01F_script01_1`` ...)
             dialogs.
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to (IEMOCAP is 16 kHz).
-        protocol: ``loso`` (10 folds), ``lsso`` (5 folds), ``kfold`` or ``holdout``.
-        fold: which fold of the protocol.
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds (``None``: whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first missing, unreadable or empty audio file instead of skipping (and counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
-            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
-            never augmented.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
-            ``None``: off.
     """
 
     corpus_name = "iemocap"
@@ -117,53 +97,15 @@ class IEMOCAPDataModule(SERDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
         label_set: Literal["4class", "7class"] = "4class",
         dialog_type: Literal["all", "improvised", "scripted"] = "all",
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
         if label_set not in LABEL_SETS:
             raise ValueError(f"label_set must be one of {sorted(LABEL_SETS)}, got {label_set!r}")
         if dialog_type not in ("all", "improvised", "scripted"):
             raise ValueError(f"dialog_type must be 'all', 'improvised' or 'scripted', got {dialog_type!r}")
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        super().__init__(**kwargs)
         self.label_set = label_set
         self.dialog_type = dialog_type
         self.dropped: dict[str, int] = {}
@@ -178,76 +120,112 @@ class IEMOCAPDataModule(SERDataModule):
         """Label code -> class name of the selected label set (other codes are dropped)."""
         return dict(LABEL_SETS[self.label_set])
 
-    def _sessions(self, root: Path) -> list[Path]:
-        """The session folders present under root, each checked for its label and audio folders."""
-        present = [root / s for s in SESSIONS if (root / s).is_dir()]
-        if not present:
-            hint = ""
-            if (root / "IEMOCAP_full_release").is_dir():
-                hint = f" (did you mean {root / 'IEMOCAP_full_release'}?)"
-            raise CorpusNotFoundError(f"no Session1..Session5 folder in {root}{hint}; expected {LAYOUT}")
-        for session in present:
-            for sub in (Path("dialog") / "EmoEvaluation", Path("sentences") / "wav"):
-                if not (session / sub).is_dir():
-                    raise CorpusNotFoundError(f"{session / sub} does not exist; expected {LAYOUT}")
-        missing = [s for s in SESSIONS if not (root / s).is_dir()]
-        if missing:
-            log.warning("IEMOCAP at %s lacks %s: using the other sessions only", root, ", ".join(missing))
-        return present
-
     def load_records(self) -> list[Utterance]:
         """Parses the consensus label files of every session and pairs each labelled turn with its wav."""
-        root = self.require_root(LAYOUT)
-        mapping = LABEL_SETS[self.label_set]
-        dropped: Counter[str] = Counter()
-        records: list[Utterance] = []
-        seen: dict[str, str] = {}
-        for session_dir in self._sessions(root):
-            label_dir = session_dir / "dialog" / "EmoEvaluation"
-            files = sorted(p for p in label_dir.iterdir() if p.is_file() and p.suffix == ".txt")
-            for label_file in files:
-                if label_file.name.startswith("."):  # macOS AppleDouble copies (._Ses01F_impro01.txt)
-                    continue
-                for lineno, turn in parse_emo_evaluation(label_file):
-                    where = f"{label_file}:{lineno}"
-                    if turn["turn"] in seen:
-                        raise ManifestError(
-                            f"{where}: turn {turn['turn']} is labelled twice (also at {seen[turn['turn']]})"
-                        )
-                    seen[turn["turn"]] = where
-                    if turn["session"] != f"Ses{int(session_dir.name[-1]):02d}":
-                        raise ManifestError(f"{where}: turn {turn['turn']} does not belong to {session_dir.name}")
-                    if self.dialog_type != "all" and turn["dialog_type"] != self.dialog_type:
-                        continue
-                    label = mapping.get(turn["code"])
-                    if label is None:
-                        dropped[turn["code"]] += 1
-                        continue
-                    wav = session_dir / "sentences" / "wav" / turn["dialog"] / f"{turn['turn']}.wav"
-                    if not wav.is_file():
-                        self.skip(wav, f"labelled '{turn['code']}' in {where} but the audio file is missing")
-                        continue
-                    script = _SCRIPT_ID.search(turn["dialog"]) if turn["dialog_type"] == "scripted" else None
-                    records.append(
-                        Utterance(
-                            path=str(wav.resolve()),
-                            label=label,
-                            speaker=turn["session"] + turn["gender"],
-                            session=turn["session"],
-                            sentence=script.group(1) if script else "",
-                            corpus=self.corpus_name,
-                            utt_id=turn["turn"],
-                            extra={k: turn[k] for k in _EXTRA},
-                        )
-                    )
-        self.dropped = dict(sorted(dropped.items()))
+        report = self.parse_report()
+        records = parse_iemocap(self.require_root(LAYOUT), label_set=self.label_set, dialog_type=self.dialog_type,
+                                corpus=self.corpus_name, report=report)  # fmt: skip
+        self.dropped = report.dropped
         if self.dropped:
             log.info("IEMOCAP %s: dropped labels outside the set: %s", self.label_set, self.dropped)
-        if not records:
-            raise ManifestError(
-                f"{root}: no {self.dialog_type} turn with a label among {self.class_names} and an audio file"
-            )
         return records
+
+
+def iemocap_sessions(root: Path) -> list[Path]:
+    """The session folders present under root, each checked for its label and audio folders."""
+    present = [root / s for s in SESSIONS if (root / s).is_dir()]
+    if not present:
+        hint = ""
+        if (root / "IEMOCAP_full_release").is_dir():
+            hint = f" (did you mean {root / 'IEMOCAP_full_release'}?)"
+        raise CorpusNotFoundError(f"no Session1..Session5 folder in {root}{hint}; expected {LAYOUT}")
+    for session in present:
+        for sub in (Path("dialog") / "EmoEvaluation", Path("sentences") / "wav"):
+            if not (session / sub).is_dir():
+                raise CorpusNotFoundError(f"{session / sub} does not exist; expected {LAYOUT}")
+    missing = [s for s in SESSIONS if not (root / s).is_dir()]
+    if missing:
+        log.warning("IEMOCAP at %s lacks %s: using the other sessions only", root, ", ".join(missing))
+    return present
+
+
+def parse_iemocap(
+    root: Path,
+    *,
+    label_set: Literal["4class", "7class"] = "4class",
+    dialog_type: Literal["all", "improvised", "scripted"] = "all",
+    corpus: str = "iemocap",
+    report: ParseReport | None = None,
+) -> list[Utterance]:
+    """Parses the consensus label files of every session and pairs each labelled turn with its wav.
+
+    The rules are :class:`IEMOCAPDataModule`'s.
+
+    Args:
+        root: the ``IEMOCAP_full_release`` folder (``Session1`` ... ``Session5``).
+        label_set: which codes are classes (others are dropped and counted in ``report.dropped``).
+        dialog_type: ``all``, or only the ``improvised`` or ``scripted`` dialogs.
+        corpus: the corpus name stored in every record.
+        report: collects skipped files and dropped labels (default: a fresh
+            :class:`~ser_lightning.data.manifest.ParseReport`).
+
+    Returns:
+        The labelled turns with an audio file, in session and label-file order.
+
+    Raises:
+        CorpusNotFoundError: no session folder, or one lacks its label or audio folder.
+        ManifestError: a label file is malformed, a turn is labelled twice or in the wrong session, or no turn
+            is left.
+    """
+    report = report if report is not None else ParseReport()
+    mapping = LABEL_SETS[label_set]
+    dropped: Counter[str] = Counter()
+    records: list[Utterance] = []
+    seen: dict[str, str] = {}
+    for session_dir in iemocap_sessions(root):
+        label_dir = session_dir / "dialog" / "EmoEvaluation"
+        files = sorted(p for p in label_dir.iterdir() if p.is_file() and p.suffix == ".txt")
+        for label_file in files:
+            if label_file.name.startswith("."):  # macOS AppleDouble copies (._Ses01F_impro01.txt)
+                continue
+            for lineno, turn in parse_emo_evaluation(label_file):
+                where = f"{label_file}:{lineno}"
+                if turn["turn"] in seen:
+                    raise ManifestError(
+                        f"{where}: turn {turn['turn']} is labelled twice (also at {seen[turn['turn']]})"
+                    )
+                seen[turn["turn"]] = where
+                if turn["session"] != f"Ses{int(session_dir.name[-1]):02d}":
+                    raise ManifestError(f"{where}: turn {turn['turn']} does not belong to {session_dir.name}")
+                if dialog_type != "all" and turn["dialog_type"] != dialog_type:
+                    continue
+                label = mapping.get(turn["code"])
+                if label is None:
+                    dropped[turn["code"]] += 1
+                    continue
+                wav = session_dir / "sentences" / "wav" / turn["dialog"] / f"{turn['turn']}.wav"
+                if not wav.is_file():
+                    report.skip(wav, f"labelled '{turn['code']}' in {where} but the audio file is missing")
+                    continue
+                script = _SCRIPT_ID.search(turn["dialog"]) if turn["dialog_type"] == "scripted" else None
+                records.append(
+                    Utterance(
+                        path=str(wav.resolve()),
+                        label=label,
+                        speaker=turn["session"] + turn["gender"],
+                        session=turn["session"],
+                        sentence=script.group(1) if script else "",
+                        corpus=corpus,
+                        utt_id=turn["turn"],
+                        extra={k: turn[k] for k in _EXTRA},
+                    )
+                )
+    report.dropped.update(sorted(dropped.items()))
+    if not records:
+        raise ManifestError(
+            f"{root}: no {dialog_type} turn with a label among {list(CLASS_NAMES[label_set])} and an audio file"
+        )
+    return records
 
 
 def parse_emo_evaluation(path: Path) -> list[tuple[int, dict[str, str]]]:

@@ -6,13 +6,12 @@ import logging
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from ser_lightning.audio import WaveformAugmentation
-from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
+from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ _CLIP_LINE = re.compile(r"^UTD-IMPROV-(?P<rest>\S+?)\.avi\s*;\s*(?P<code>[^;\s]*
 _RATING = re.compile(r"\b([AVDN])\s*:\s*(\d+(?:\.\d*)?|NaN)")
 
 
-class MSPImprovDataModule(SERDataModule):
+class MSPImprovDataModule(CorpusDataModule):
     """MSP-IMPROV: 8,438 turns of six dyadic sessions (one actress and one actor each, ``F01``..``M06``).
 
     ``root`` is the MSP-IMPROV folder. The consensus label file (``Evalution.txt``, misspelt in some releases,
@@ -73,32 +72,13 @@ class MSPImprovDataModule(SERDataModule):
     Real corpus: 8,438 turns; the 4-class consensus set commonly used has 7,798 (neutral 3,477, happy 2,644,
     sad 885, angry 792).
 
+
+    Of the inherited arguments: ``root`` is the MSP-IMPROV folder; ``loso`` has 12 folds and ``lsso`` 6;
+    ``strict`` also fails on missing or misnamed audio files.
+
     Args:
-        root: the MSP-IMPROV folder.
         conditions: recording conditions to use: ``target_improvised`` (T), ``target_read`` (R),
             ``other_improvised`` (S), ``natural`` (P, the free interaction between the scenes); ``None``: all.
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to.
-        protocol: ``loso`` (12 folds), ``lsso`` (6 folds), ``kfold`` or ``holdout``.
-        fold: which fold of the protocol.
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds (``None``: whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first missing, misnamed, unreadable or empty audio file instead of skipping (and
-            counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
-            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
-            never augmented.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
-            ``None``: off.
     """
 
     corpus_name = "msp_improv"
@@ -106,26 +86,8 @@ class MSPImprovDataModule(SERDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
         conditions: list[Condition] | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
         if conditions is not None:
             unknown = [c for c in conditions if c not in CONDITIONS.values()]
@@ -133,27 +95,7 @@ class MSPImprovDataModule(SERDataModule):
                 raise ValueError(f"unknown condition(s) {unknown}; expected some of {list(CONDITIONS.values())}")
             if not conditions:
                 raise ValueError("conditions must name at least one condition (or be None for all)")
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        super().__init__(**kwargs)
         self.conditions: list[str] | None = sorted(set(conditions)) if conditions is not None else None
         self.dropped: dict[str, int] = {}
         self.unlabelled = 0
@@ -169,104 +111,144 @@ class MSPImprovDataModule(SERDataModule):
         return dict(LABELS)
 
     def label_file(self, root: Path) -> Path:
-        """The consensus label file: ``Evalution.txt`` or ``Evaluation.txt`` in root, else the first below it.
-
-        Raises:
-            CorpusNotFoundError: neither spelling exists below root.
-        """
-        for name in LABEL_FILES:
-            if (root / name).is_file():
-                return root / name
-        found = sorted(
-            (p for name in LABEL_FILES for p in root.rglob(name) if p.is_file()),
-            key=lambda p: (len(p.relative_to(root).parts), str(p)),
-        )
-        if not found:
-            raise CorpusNotFoundError(
-                f"no consensus label file {' or '.join(LABEL_FILES)} in or below {root}; expected {LAYOUT}"
-            )
-        if len(found) > 1:
-            log.warning("MSP-IMPROV: several label files below %s; using %s", root, found[0])
-        return found[0]
-
-    def _audio_index(self, root: Path) -> dict[str, Path]:
-        """Every ``MSP-IMPROV-*.wav`` below root by name stem; misnamed wavs are skipped (and counted)."""
-        index: dict[str, Path] = {}
-        for folder, dirs, files in os.walk(root):
-            dirs.sort()
-            for name in sorted(files):
-                if name.startswith(".") or not name.lower().endswith(".wav"):  # macOS ._ copies, video, text
-                    continue
-                path = Path(folder) / name
-                stem = name[: -len(".wav")]
-                if not stem.startswith("MSP-IMPROV-") or _NAME.match(stem[len("MSP-IMPROV-") :]) is None:
-                    self.skip(path, "the name does not follow MSP-IMPROV-S<nn><E>-<G><0k>-<C>-<G><P><tt>.wav")
-                    continue
-                if stem in index:
-                    self.skip(path, f"a second copy of {index[stem]}")
-                    continue
-                index[stem] = path
-        return index
+        """The consensus label file below ``root`` (:func:`msp_improv_label_file`)."""
+        return msp_improv_label_file(root)
 
     def load_records(self) -> list[Utterance]:
-        """Parses the consensus label file and pairs each labelled clip with its wav."""
-        root = self.require_root(LAYOUT)
-        label_file = self.label_file(root)
-        audio = self._audio_index(root)
-        if not audio:
-            raise CorpusNotFoundError(f"no MSP-IMPROV-*.wav audio file below {root}; expected {LAYOUT}")
-        wanted = set(self.conditions or CONDITIONS.values())
-        dropped: Counter[str] = Counter()
-        records: list[Utterance] = []
-        labelled: set[str] = set()
-        for lineno, clip in parse_evaluation(label_file):
-            stem = f"MSP-IMPROV-{clip['name']}"
-            if stem in labelled:
-                raise ManifestError(f"{label_file}:{lineno}: clip {clip['name']} is labelled twice")
-            labelled.add(stem)
-            fields = _NAME.match(clip["name"])
-            assert fields is not None  # checked by parse_evaluation
-            condition = CONDITIONS[fields["condition"]]
-            if condition not in wanted:
-                continue
-            label = LABELS.get(clip["code"])
-            if label is None:
-                dropped[clip["code"]] += 1
-                continue
-            wav = audio.get(stem)
-            if wav is None:
-                self.skip(
-                    f"{stem}.wav",
-                    f"labelled '{clip['code']}' in {label_file}:{lineno} but no such audio file below {root}",
-                )
-                continue
-            records.append(
-                Utterance(
-                    path=str(wav.resolve()),
-                    label=label,
-                    speaker=fields["speaker"],
-                    session=f"ses{int(fields['session']):02d}",
-                    sentence="" if fields["condition"] == "P" else f"S{fields['sentence']}",
-                    corpus=self.corpus_name,
-                    utt_id=stem,
-                    extra={
-                        "gender": fields["gender"],
-                        "condition": condition,
-                        "target_emotion": LABELS[fields["target"]],
-                        "code": clip["code"],
-                        **{k: clip[k] for k in ("arousal", "valence", "dominance", "naturalness")},
-                    },
-                )
-            )
-        self.unlabelled = sum(1 for stem in audio if stem not in labelled)
-        if self.unlabelled:
-            log.info("MSP-IMPROV: %d audio files below %s have no label in %s", self.unlabelled, root, label_file)
-        self.dropped = dict(sorted(dropped.items()))
+        """Parses the consensus label file and pairs each labelled clip with its wav (:func:`parse_msp_improv`)."""
+        report = self.parse_report()
+        records = parse_msp_improv(self.require_root(LAYOUT), conditions=self.conditions, corpus=self.corpus_name,
+                                   report=report)  # fmt: skip
+        self.unlabelled = report.ignored.get("unlabelled", 0)
+        self.dropped = report.dropped
         if self.dropped:
             log.info("MSP-IMPROV: dropped consensus categories outside the classes: %s", self.dropped)
-        if not records:
-            raise ManifestError(f"{label_file}: no clip of {sorted(wanted)} with a label among {self.class_names}")
         return records
+
+
+def msp_improv_label_file(root: Path) -> Path:
+    """The consensus label file: ``Evalution.txt`` or ``Evaluation.txt`` in root, else the first below it.
+
+    Raises:
+        CorpusNotFoundError: neither spelling exists below root.
+    """
+    for name in LABEL_FILES:
+        if (root / name).is_file():
+            return root / name
+    found = sorted(
+        (p for name in LABEL_FILES for p in root.rglob(name) if p.is_file()),
+        key=lambda p: (len(p.relative_to(root).parts), str(p)),
+    )
+    if not found:
+        raise CorpusNotFoundError(
+            f"no consensus label file {' or '.join(LABEL_FILES)} in or below {root}; expected {LAYOUT}"
+        )
+    if len(found) > 1:
+        log.warning("MSP-IMPROV: several label files below %s; using %s", root, found[0])
+    return found[0]
+
+
+def _audio_index(root: Path, report: ParseReport) -> dict[str, Path]:
+    """Every ``MSP-IMPROV-*.wav`` below root by name stem; misnamed wavs are skipped (and counted)."""
+    index: dict[str, Path] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            if name.startswith(".") or not name.lower().endswith(".wav"):  # macOS ._ copies, video, text
+                continue
+            path = Path(folder) / name
+            stem = name[: -len(".wav")]
+            if not stem.startswith("MSP-IMPROV-") or _NAME.match(stem[len("MSP-IMPROV-") :]) is None:
+                report.skip(path, "the name does not follow MSP-IMPROV-S<nn><E>-<G><0k>-<C>-<G><P><tt>.wav")
+                continue
+            if stem in index:
+                report.skip(path, f"a second copy of {index[stem]}")
+                continue
+            index[stem] = path
+    return index
+
+
+def parse_msp_improv(
+    root: Path,
+    *,
+    conditions: Sequence[Condition] | None = None,
+    corpus: str = "msp_improv",
+    report: ParseReport | None = None,
+) -> list[Utterance]:
+    """Parses MSP-IMPROV's consensus label file and pairs each labelled clip with its wav.
+
+    The rules are :class:`MSPImprovDataModule`'s.
+
+    Args:
+        root: the corpus folder (the label file in or below it, the ``MSP-IMPROV-*.wav`` files below it).
+        conditions: the recording conditions to keep (default: all).
+        corpus: the corpus name stored in every record.
+        report: collects skipped files, dropped categories (``dropped``) and the number of wavs without a label
+            (``ignored["unlabelled"]``); default: a fresh :class:`~ser_lightning.data.manifest.ParseReport`.
+
+    Returns:
+        The labelled clips with an audio file, in label-file order.
+
+    Raises:
+        CorpusNotFoundError: no label file or no audio file.
+        ManifestError: the label file is malformed, a clip is labelled twice, or no clip is left.
+    """
+    report = report if report is not None else ParseReport()
+    label_file = msp_improv_label_file(root)
+    audio = _audio_index(root, report)
+    if not audio:
+        raise CorpusNotFoundError(f"no MSP-IMPROV-*.wav audio file below {root}; expected {LAYOUT}")
+    wanted = set(conditions or CONDITIONS.values())
+    dropped: Counter[str] = Counter()
+    records: list[Utterance] = []
+    labelled: set[str] = set()
+    for lineno, clip in parse_evaluation(label_file):
+        stem = f"MSP-IMPROV-{clip['name']}"
+        if stem in labelled:
+            raise ManifestError(f"{label_file}:{lineno}: clip {clip['name']} is labelled twice")
+        labelled.add(stem)
+        fields = _NAME.match(clip["name"])
+        assert fields is not None  # checked by parse_evaluation
+        condition = CONDITIONS[fields["condition"]]
+        if condition not in wanted:
+            continue
+        label = LABELS.get(clip["code"])
+        if label is None:
+            dropped[clip["code"]] += 1
+            continue
+        wav = audio.get(stem)
+        if wav is None:
+            report.skip(
+                f"{stem}.wav",
+                f"labelled '{clip['code']}' in {label_file}:{lineno} but no such audio file below {root}",
+            )
+            continue
+        records.append(
+            Utterance(
+                path=str(wav.resolve()),
+                label=label,
+                speaker=fields["speaker"],
+                session=f"ses{int(fields['session']):02d}",
+                sentence="" if fields["condition"] == "P" else f"S{fields['sentence']}",
+                corpus=corpus,
+                utt_id=stem,
+                extra={
+                    "gender": fields["gender"],
+                    "condition": condition,
+                    "target_emotion": LABELS[fields["target"]],
+                    "code": clip["code"],
+                    **{k: clip[k] for k in ("arousal", "valence", "dominance", "naturalness")},
+                },
+            )
+        )
+    unlabelled = sum(1 for stem in audio if stem not in labelled)
+    if unlabelled:
+        report.ignored["unlabelled"] = unlabelled
+        log.info("MSP-IMPROV: %d audio files below %s have no label in %s", unlabelled, root, label_file)
+    report.dropped.update(sorted(dropped.items()))
+    if not records:
+        raise ManifestError(f"{label_file}: no clip of {sorted(wanted)} with a label among {list(CLASS_NAMES)}")
+    return records
 
 
 def parse_evaluation(path: Path) -> list[tuple[int, dict[str, str]]]:

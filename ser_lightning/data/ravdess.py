@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from ser_lightning.audio import WaveformAugmentation
-from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
+from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -57,7 +55,7 @@ def _actor_dirs(folder: Path) -> list[tuple[int, Path]]:
     return sorted((int(match.group(1)), p) for match, p in found if match)
 
 
-class RAVDESSDataModule(SERDataModule):
+class RAVDESSDataModule(CorpusDataModule):
     """RAVDESS audio-only speech: 24 actors (12 female, 12 male), 1,440 utterances, 48 kHz.
 
     Every actor speaks the same two statements ("Kids are talking by the door", "Dogs are sitting by the door"),
@@ -85,30 +83,12 @@ class RAVDESSDataModule(SERDataModule):
     (``01``/``02``; every speaker shares both, which the split stamps as ``shared_sentences``), ``extra`` =
     gender, intensity, statement, repetition.
 
+
+    Of the inherited arguments: the corpus is recorded at 48 kHz; ``protocol`` is ``loso``, ``kfold`` or
+    ``holdout`` (no sessions, so no ``lsso``); ``strict`` also fails on irregular names.
+
     Args:
-        root: the corpus folder (see above).
         label_set: ``8class`` (all eight emotions) or ``7class`` (without calm, seed 004).
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to (the corpus is recorded at 48 kHz).
-        protocol: ``loso``, ``kfold`` or ``holdout`` (the corpus has no sessions, so no ``lsso``).
-        fold: which fold of the protocol.
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds (``None``: whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first irregular, unreadable or empty audio file instead of skipping (and counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
-            ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); evaluation audio is
-            never augmented.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002);
-            ``None``: off.
     """
 
     corpus_name = "ravdess"
@@ -116,50 +96,12 @@ class RAVDESSDataModule(SERDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
         label_set: Literal["8class", "7class"] = "8class",
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
         if label_set not in LABEL_SETS:
             raise ValueError(f"unknown RAVDESS label_set {label_set!r}; expected one of {sorted(LABEL_SETS)}")
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        super().__init__(**kwargs)
         self.label_set = label_set
         self.dropped: dict[str, int] = {}
         """Utterances left out because their class is not in ``label_set``: class -> count."""
@@ -180,15 +122,7 @@ class RAVDESSDataModule(SERDataModule):
 
     def speech_dir(self) -> Path | None:
         """The folder of ``Actor_XX`` subfolders under ``root`` (None when there is none)."""
-        if not self.root:
-            return None
-        root = Path(self.root).expanduser()
-        if not root.is_dir():
-            return None
-        for child in sorted(root.iterdir()):
-            if child.is_dir() and child.name.lower() == SPEECH_FOLDER.lower() and _actor_dirs(child):
-                return child
-        return root if _actor_dirs(root) else None
+        return ravdess_speech_dir(Path(self.root).expanduser()) if self.root else None
 
     def corpus_root(self) -> Path | None:
         """The speech folder (what the manifest cache fingerprints)."""
@@ -199,99 +133,136 @@ class RAVDESSDataModule(SERDataModule):
         self._parsed = False
         records = super().records()
         if not self._parsed:  # answered from the manifest cache: recount what the parse leaves out (names only)
-            self._parse(report=False)
+            self._parse(ParseReport(on_skip=lambda path, reason: None))
         return records
 
     def load_records(self) -> list[Utterance]:
-        """Parses the ``Actor_XX`` folders' file names (see the class docstring for the rules)."""
+        """Parses the ``Actor_XX`` folders' file names (:func:`parse_ravdess`)."""
         self.require_root(EXPECTED)
         self._parsed = True
-        return self._parse(report=True)
-
-    def _parse(self, report: bool) -> list[Utterance]:
-        speech = self.speech_dir()
-        if speech is None:
-            raise CorpusNotFoundError(
-                f"{Path(str(self.root)).expanduser()}: no RAVDESS speech found; expected {EXPECTED}"
-            )
-        skip = self.skip if report else lambda path, reason: None
-        keep = set(self.class_names)
-        self.dropped, self.ignored = {}, {}
-        records: list[Utterance] = []
-        for folder_actor, folder in _actor_dirs(speech):
-            for path in sorted(folder.iterdir()):
-                suffix = path.suffix.lower()
-                if not path.is_file() or path.name.startswith(".") or suffix not in (".wav", *_VIDEO_SUFFIXES):
-                    continue
-                if suffix != ".wav":
-                    self.ignored["video"] = self.ignored.get("video", 0) + 1
-                    continue
-                match = _NAME.match(path.stem)
-                if match is None:
-                    skip(path, "the name does not follow RAVDESS' MM-VV-EE-II-SS-RR-AA.wav")
-                    continue
-                modality, channel, emotion, intensity, statement, repetition, actor = match.groups()
-                problem = self._field_problem(modality, channel, intensity, statement, repetition)
-                if problem:
-                    skip(path, problem)
-                    continue
-                if modality != "03":
-                    self.ignored["video"] = self.ignored.get("video", 0) + 1
-                    continue
-                if channel == "02":
-                    self.ignored["song"] = self.ignored.get("song", 0) + 1
-                    continue
-                if int(actor) != folder_actor:
-                    skip(path, f"its actor field {actor} disagrees with its folder {folder.name}")
-                    continue
-                if emotion not in EMOTIONS:
-                    expected = ", ".join(f"{c} {n}" for c, n in EMOTIONS.items())
-                    raise ManifestError(f"{path}: unknown emotion code '{emotion}' (expected one of {expected})")
-                label = EMOTIONS[emotion]
-                if label not in keep:
-                    self.dropped[label] = self.dropped.get(label, 0) + 1
-                    continue
-                records.append(
-                    Utterance(
-                        path=str(path.resolve()),
-                        label=label,
-                        speaker=f"Actor_{int(actor):02d}",
-                        sentence=statement,
-                        corpus=self.corpus_name,
-                        utt_id=path.stem,
-                        extra={
-                            "gender": "male" if int(actor) % 2 else "female",
-                            "intensity": INTENSITIES[intensity],
-                            "statement": statement,
-                            "repetition": repetition,
-                        },
-                    )
-                )
-        if report and (self.dropped or self.ignored):
+        records = self._parse(self.parse_report())
+        if self.dropped or self.ignored:
             log.info("ravdess: dropped labels %s; ignored non-speech files %s", self.dropped, self.ignored)
-        if report and not records:
-            raise CorpusNotFoundError(
-                f"{speech}: no audio-only speech file of the classes {self.class_names} found (ignored non-speech "
-                f"files: {self.ignored or 'none'}); expected {EXPECTED}"
-            )
         return records
 
-    @staticmethod
-    def _field_problem(modality: str, channel: str, intensity: str, statement: str, repetition: str) -> str:
-        """Why a parsed name's fields are out of range ("" when they are fine)."""
-        for field, value, allowed in (
-            ("modality", modality, MODALITIES),
-            ("vocal channel", channel, VOCAL_CHANNELS),
-            ("intensity", intensity, INTENSITIES),
-            ("statement", statement, TWO_WAY),
-            ("repetition", repetition, TWO_WAY),
-        ):
-            if value not in allowed:
-                return f"{field} code {value} is not one of {', '.join(allowed)}"
-        return ""
+    def _parse(self, report: ParseReport) -> list[Utterance]:
+        records = parse_ravdess(Path(str(self.root)).expanduser(), label_set=self.label_set,
+                                corpus=self.corpus_name, report=report)  # fmt: skip
+        self.dropped, self.ignored = report.dropped, report.ignored
+        return records
 
     def describe(self) -> dict[str, object]:
         """The base's data stamp plus the non-speech files left out (``ignored_files``)."""
         stamp = super().describe()
         stamp["ignored_files"] = dict(self.ignored)
         return stamp
+
+
+def ravdess_speech_dir(root: Path) -> Path | None:
+    """The folder of RAVDESS' ``Actor_XX`` subfolders: a speech folder in ``root``, or ``root`` (None: neither)."""
+    if not root.is_dir():
+        return None
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and child.name.lower() == SPEECH_FOLDER.lower() and _actor_dirs(child):
+            return child
+    return root if _actor_dirs(root) else None
+
+
+def parse_ravdess(
+    root: Path,
+    *,
+    label_set: Literal["8class", "7class"] = "8class",
+    corpus: str = "ravdess",
+    report: ParseReport | None = None,
+) -> list[Utterance]:
+    """Parses RAVDESS' ``Actor_XX`` folders' file names (the rules are :class:`RAVDESSDataModule`'s).
+
+    Args:
+        root: the folder holding the speech folder or the ``Actor_XX`` folders.
+        label_set: which emotions are classes (others are dropped and counted in ``report.dropped``).
+        corpus: the corpus name stored in every record.
+        report: collects skipped files, dropped labels and the non-speech files left out (``ignored``:
+            ``song``, ``video``); default: a fresh :class:`~ser_lightning.data.manifest.ParseReport`.
+
+    Returns:
+        The audio-only speech utterances of the classes, by actor and file name.
+
+    Raises:
+        CorpusNotFoundError: no ``Actor_XX`` folder, or no speech file of the classes.
+        ManifestError: a file name has an unknown emotion code.
+    """
+    report = report if report is not None else ParseReport()
+    speech = ravdess_speech_dir(root)
+    if speech is None:
+        raise CorpusNotFoundError(f"{root}: no RAVDESS speech found; expected {EXPECTED}")
+    keep = set(LABEL_SETS[label_set])
+    records: list[Utterance] = []
+    for folder_actor, folder in _actor_dirs(speech):
+        for path in sorted(folder.iterdir()):
+            suffix = path.suffix.lower()
+            if not path.is_file() or path.name.startswith(".") or suffix not in (".wav", *_VIDEO_SUFFIXES):
+                continue
+            if suffix != ".wav":
+                report.ignore("video")
+                continue
+            match = _NAME.match(path.stem)
+            if match is None:
+                report.skip(path, "the name does not follow RAVDESS' MM-VV-EE-II-SS-RR-AA.wav")
+                continue
+            modality, channel, emotion, intensity, statement, repetition, actor = match.groups()
+            problem = _field_problem(modality, channel, intensity, statement, repetition)
+            if problem:
+                report.skip(path, problem)
+                continue
+            if modality != "03":
+                report.ignore("video")
+                continue
+            if channel == "02":
+                report.ignore("song")
+                continue
+            if int(actor) != folder_actor:
+                report.skip(path, f"its actor field {actor} disagrees with its folder {folder.name}")
+                continue
+            if emotion not in EMOTIONS:
+                expected = ", ".join(f"{c} {n}" for c, n in EMOTIONS.items())
+                raise ManifestError(f"{path}: unknown emotion code '{emotion}' (expected one of {expected})")
+            label = EMOTIONS[emotion]
+            if label not in keep:
+                report.drop(label)
+                continue
+            records.append(
+                Utterance(
+                    path=str(path.resolve()),
+                    label=label,
+                    speaker=f"Actor_{int(actor):02d}",
+                    sentence=statement,
+                    corpus=corpus,
+                    utt_id=path.stem,
+                    extra={
+                        "gender": "male" if int(actor) % 2 else "female",
+                        "intensity": INTENSITIES[intensity],
+                        "statement": statement,
+                        "repetition": repetition,
+                    },
+                )
+            )
+    if not records:
+        raise CorpusNotFoundError(
+            f"{speech}: no audio-only speech file of the classes {list(LABEL_SETS[label_set])} found (ignored "
+            f"non-speech files: {report.ignored or 'none'}); expected {EXPECTED}"
+        )
+    return records
+
+
+def _field_problem(modality: str, channel: str, intensity: str, statement: str, repetition: str) -> str:
+    """Why a parsed name's fields are out of range ("" when they are fine)."""
+    for field, value, allowed in (
+        ("modality", modality, MODALITIES),
+        ("vocal channel", channel, VOCAL_CHANNELS),
+        ("intensity", intensity, INTENSITIES),
+        ("statement", statement, TWO_WAY),
+        ("repetition", repetition, TWO_WAY),
+    ):
+        if value not in allowed:
+            return f"{field} code {value} is not one of {', '.join(allowed)}"
+    return ""

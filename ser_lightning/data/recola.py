@@ -7,16 +7,15 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ser_lightning.audio import WaveformAugmentation, WaveformTransform, read_audio
-from ser_lightning.data.base import SERDataModule
-from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.splits import Protocol
+from ser_lightning.audio import WaveformTransform, read_audio
+from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -130,6 +129,29 @@ def load_targets(record: Utterance, names: Sequence[str], rate_hz: float) -> np.
         log.info("%s: rating files differ in length %s; cut to %d frames", record.utt_id,
                  [len(c) for c in columns], frames)  # fmt: skip
     return np.stack([c[:frames] for c in columns], axis=1)
+
+
+def resolve_targets(targets: Sequence[str] | None, target_rate_hz: float, corpus: str = "") -> list[str]:
+    """Checks a continuous DataModule's ``targets`` and ``target_rate_hz`` and returns the targets in order.
+
+    Args:
+        targets: the selected targets (``None`` or empty: all of :data:`TARGETS`).
+        target_rate_hz: the frame rate of the targets.
+        corpus: the corpus named in the error messages (e.g. ``RECOLA``).
+
+    Raises:
+        ValueError: an unknown or repeated target, or a rate that is not positive.
+    """
+    selected = list(targets) if targets else list(TARGETS)
+    unknown = [t for t in selected if t not in TARGETS]
+    if unknown:
+        named = f"{corpus} " if corpus else ""
+        raise ValueError(f"unknown {named}target(s) {unknown}; expected some of {list(TARGETS)}")
+    if len(set(selected)) != len(selected):
+        raise ValueError(f"targets has duplicates: {selected}")
+    if not target_rate_hz > 0:
+        raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
+    return selected
 
 
 def check_frame_aligned(corpus: str, augmentation: WaveformTransform | None, vad_mode: int | None) -> None:
@@ -260,7 +282,90 @@ def collate_continuous(items: Sequence[dict[str, object]]) -> dict[str, object]:
     }
 
 
-class RECOLADataModule(SERDataModule):
+def parse_recola(
+    root: Path,
+    *,
+    targets: Sequence[Target] = TARGETS,
+    corpus: str = "recola",
+    report: ParseReport | None = None,
+) -> list[Utterance]:
+    """Pairs every train/dev recording with its gold-standard ratings (parsed here, so errors surface early).
+
+    The rules are :class:`RECOLADataModule`'s.
+
+    Args:
+        root: the AVEC 2016 RECOLA folder (``recordings_audio``, ``ratings_gold_standard``).
+        targets: the rated dimensions a recording needs.
+        corpus: the corpus name stored in every record.
+        report: collects the skipped files (default: a fresh :class:`~ser_lightning.data.manifest.ParseReport`).
+
+    Returns:
+        One record per rated recording (label ``continuous``; the ratings files in ``extra``), by name.
+
+    Raises:
+        CorpusNotFoundError: ``root`` lacks ``recordings_audio`` or a ratings folder, or no recording is rated.
+        ManifestError: a ratings file is malformed (names the file and line).
+    """
+    report = report if report is not None else ParseReport()
+    audio_dir, ratings_dir = root / "recordings_audio", root / "ratings_gold_standard"
+    folders = [audio_dir, *(ratings_dir / t for t in targets)]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise CorpusNotFoundError(f"{root} is not an AVEC 2016 RECOLA folder: missing {missing}; expected {LAYOUT}")
+    recordings: dict[str, Path] = {}
+    for path in sorted(audio_dir.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.suffix.lower() not in _AUDIO_SUFFIXES:
+            report.skip(path, f"not an audio file ({', '.join(_AUDIO_SUFFIXES)})")
+        elif not _RECORDING.match(path.stem):
+            report.skip(path, "not an AVEC recording name (<train|dev|test>_<n>)")
+        else:
+            recordings[path.stem] = path
+    ratings: dict[str, dict[str, Path]] = {t: {} for t in targets}
+    for target in targets:
+        for path in sorted((ratings_dir / target).glob("*.arff")):
+            ratings[target][path.stem] = path
+    unlabelled = []
+    records = []
+    for stem in sorted(set(recordings) | {s for files in ratings.values() for s in files}):
+        files = {t: ratings[t][stem] for t in targets if stem in ratings[t]}
+        if stem not in recordings:
+            for file in files.values():
+                report.skip(file, f"no recording {audio_dir / stem}.wav for these ratings")
+            continue
+        avec_set = stem.split("_")[0].lower()
+        if len(files) < len(targets):
+            if not files and avec_set == "test":
+                unlabelled.append(stem)  # the test partition's ratings are not public
+                continue
+            absent = [t for t in targets if t not in files]
+            report.skip(recordings[stem], f"no gold-standard {' or '.join(absent)} ratings "
+                      f"({', '.join(str(ratings_dir / t / stem) + '.arff' for t in absent)})")  # fmt: skip
+            continue
+        for file in files.values():
+            read_arff_ratings(file)  # malformed ratings fail here, naming the file and line
+        records.append(
+            Utterance(
+                path=str(recordings[stem].resolve()),
+                label=CONTINUOUS_LABEL,
+                speaker=stem,
+                session="",
+                sentence="",
+                corpus=corpus,
+                utt_id=stem,
+                extra={"avec_set": avec_set, **{f"{t}_file": str(f.resolve()) for t, f in files.items()}},
+            )
+        )
+    if unlabelled:
+        log.info("RECOLA: %d test-partition recording(s) without public ratings left out: %s",
+                 len(unlabelled), unlabelled)  # fmt: skip
+    if not records:
+        raise CorpusNotFoundError(f"no recording in {audio_dir} has gold-standard ratings; expected {LAYOUT}")
+    return records
+
+
+class RECOLADataModule(CorpusDataModule):
     """RECOLA as released for AVEC 2016: spontaneous French dyadic interactions rated for arousal and valence.
 
     ``root`` is the AVEC 2016 folder: ``recordings_audio/<set>_<n>.wav`` (sets ``train`` and ``dev``; the
@@ -280,33 +385,16 @@ class RECOLADataModule(SERDataModule):
     A ratings file without its recording, or a train/dev recording without its ratings, is skipped (warned,
     counted in ``describe()["skipped"]``); a malformed ARFF row is an error naming the file and line.
 
+
+    Of the inherited arguments: ``root`` holds ``recordings_audio`` and ``ratings_gold_standard``; ``protocol``
+    is ``holdout`` or ``kfold`` over participants, or ``loso`` (no sessions, so no ``lsso``); ``segment_seconds``
+    is rounded to whole target frames; ``augmentation`` must preserve the length; ``vad_mode`` must stay ``None``
+    (trimming would misalign the frame-level targets; rejected); ``strict`` also fails on unpaired ratings or
+    recordings.
+
     Args:
-        root: the AVEC 2016 RECOLA folder (holding ``recordings_audio`` and ``ratings_gold_standard``).
         targets: the continuous targets, in column order (default: arousal, valence).
         target_rate_hz: frame rate of the targets (AVEC's gold standard is 25 Hz; other rates interpolate it).
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size (whole 5-minute recordings); defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to.
-        protocol: ``holdout`` or ``kfold`` over participants, or ``loso`` (``lsso`` does not apply: no sessions).
-        fold: which fold of the protocol.
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split recordings instead of participants; with one recording per participant this
-            is the same split, stamped speaker-dependent.
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds, rounded to whole target frames (``None``:
-            whole recordings).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first irregular file (unpaired ratings/recording, unreadable or empty audio)
-            instead of skipping (and counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training crops only; it must preserve
-            the length (noise, reverberation, pitch shift...: no speed perturbation or time stretch), since the
-            targets are frame-aligned.
-        vad_mode: must stay ``None``: trimming would misalign the frame-level targets (rejected).
     """
 
     corpus_name = "recola"
@@ -314,58 +402,13 @@ class RECOLADataModule(SERDataModule):
 
     def __init__(
         self,
-        root: str | None = None,
         targets: list[Target] | None = None,
         target_rate_hz: float = 25.0,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        selected = list(targets) if targets else list(TARGETS)
-        unknown = [t for t in selected if t not in TARGETS]
-        if unknown:
-            raise ValueError(f"unknown RECOLA target(s) {unknown}; expected some of {list(TARGETS)}")
-        if len(set(selected)) != len(selected):
-            raise ValueError(f"targets has duplicates: {selected}")
-        if not target_rate_hz > 0:
-            raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
-        check_frame_aligned(type(self).__name__, augmentation, vad_mode)
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        selected = resolve_targets(targets, target_rate_hz, corpus="RECOLA")
+        super().__init__(**kwargs)
+        check_frame_aligned(type(self).__name__, self.augmentation, self.vad_mode)
         self.targets = selected
         self.target_rate_hz = float(target_rate_hz)
         self.dropped: dict[str, int] = {}
@@ -376,70 +419,10 @@ class RECOLADataModule(SERDataModule):
         return list(self.targets)
 
     def load_records(self) -> list[Utterance]:
-        """Pairs every train/dev recording with its gold-standard ratings (parsed here, so errors surface early).
-
-        Raises:
-            CorpusNotFoundError: ``root`` lacks ``recordings_audio`` or a ratings folder.
-            ManifestError: a ratings file is malformed (names the file and line).
-        """
-        root = self.require_root(LAYOUT)
-        audio_dir, ratings_dir = root / "recordings_audio", root / "ratings_gold_standard"
-        folders = [audio_dir, *(ratings_dir / t for t in self.targets)]
-        missing = [str(f) for f in folders if not f.is_dir()]
-        if missing:
-            raise CorpusNotFoundError(f"{root} is not an AVEC 2016 RECOLA folder: missing {missing}; expected {LAYOUT}")
+        """Pairs every train/dev recording with its gold-standard ratings (:func:`parse_recola`)."""
         self.dropped = {}
-        recordings: dict[str, Path] = {}
-        for path in sorted(audio_dir.iterdir()):
-            if not path.is_file() or path.name.startswith("."):
-                continue
-            if path.suffix.lower() not in _AUDIO_SUFFIXES:
-                self.skip(path, f"not an audio file ({', '.join(_AUDIO_SUFFIXES)})")
-            elif not _RECORDING.match(path.stem):
-                self.skip(path, "not an AVEC recording name (<train|dev|test>_<n>)")
-            else:
-                recordings[path.stem] = path
-        ratings: dict[str, dict[str, Path]] = {t: {} for t in self.targets}
-        for target in self.targets:
-            for path in sorted((ratings_dir / target).glob("*.arff")):
-                ratings[target][path.stem] = path
-        unlabelled = []
-        records = []
-        for stem in sorted(set(recordings) | {s for files in ratings.values() for s in files}):
-            files = {t: ratings[t][stem] for t in self.targets if stem in ratings[t]}
-            if stem not in recordings:
-                for file in files.values():
-                    self.skip(file, f"no recording {audio_dir / stem}.wav for these ratings")
-                continue
-            avec_set = stem.split("_")[0].lower()
-            if len(files) < len(self.targets):
-                if not files and avec_set == "test":
-                    unlabelled.append(stem)  # the test partition's ratings are not public
-                    continue
-                absent = [t for t in self.targets if t not in files]
-                self.skip(recordings[stem], f"no gold-standard {' or '.join(absent)} ratings "
-                          f"({', '.join(str(ratings_dir / t / stem) + '.arff' for t in absent)})")  # fmt: skip
-                continue
-            for file in files.values():
-                read_arff_ratings(file)  # malformed ratings fail here, naming the file and line
-            records.append(
-                Utterance(
-                    path=str(recordings[stem].resolve()),
-                    label=CONTINUOUS_LABEL,
-                    speaker=stem,
-                    session="",
-                    sentence="",
-                    corpus=self.corpus_name,
-                    utt_id=stem,
-                    extra={"avec_set": avec_set, **{f"{t}_file": str(f.resolve()) for t, f in files.items()}},
-                )
-            )
-        if unlabelled:
-            log.info("RECOLA: %d test-partition recording(s) without public ratings left out: %s",
-                     len(unlabelled), unlabelled)  # fmt: skip
-        if not records:
-            raise CorpusNotFoundError(f"no recording in {audio_dir} has gold-standard ratings; expected {LAYOUT}")
-        return records
+        root = self.require_root(LAYOUT)
+        return parse_recola(root, targets=self.targets, corpus=self.corpus_name, report=self.parse_report())
 
     def make_dataset(self, split: str, records: list[Utterance]) -> Dataset:
         """A :class:`ContinuousDataset`: training crops of ``segment_seconds``, whole recordings otherwise."""

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
-from ser_lightning.audio import WaveformAugmentation, WaveformTransform
+from ser_lightning.audio import WaveformTransform
 from ser_lightning.data.manifest import Utterance
-from ser_lightning.data.recola import TARGETS, ContinuousDataset, Target, check_frame_aligned, collate_continuous
-from ser_lightning.data.splits import Protocol
+from ser_lightning.data.recola import (
+    ContinuousDataset,
+    Target,
+    check_frame_aligned,
+    collate_continuous,
+    resolve_targets,
+)
 from ser_lightning.data.synthetic import SyntheticDataModule
 
 
@@ -63,102 +68,27 @@ class SyntheticContinuousDataModule(SyntheticDataModule):
     ``target_length``) and :attr:`class_names` names the targets. Training crops (``segment_seconds``) start on
     a frame boundary with their targets cropped alike; evaluation uses whole utterances.
 
+
+    Of the inherited arguments: ``segment_seconds`` is rounded to whole target frames; ``augmentation`` must
+    preserve the length (noise, reverberation, pitch shift...: no speed perturbation or time stretch);
+    ``vad_mode`` must stay ``None`` (trimming would misalign the frame-level targets; rejected).
+
     Args:
-        root: cache folder for the generated corpus (default: ``$SER_LIGHTNING_CACHE`` or
-            ``~/.cache/ser_lightning``).
-        size: ``tiny`` (tests), ``default`` (the main job) or ``large``.
-        voice_set: speaker/language set (``en`` or ``de``).
-        emotions: the emotion profiles to generate (default: neutral, happy, angry, sad).
-        corpus_seed: seed of the corpus' generation.
         targets: the continuous targets, in column order (default: arousal, valence).
         target_rate_hz: frame rate of the targets (25 Hz: RECOLA's 40 ms).
-        batch_size: training batch size (per device).
-        eval_batch_size: evaluation batch size; defaults to ``batch_size``.
-        num_workers: DataLoader worker processes.
-        sample_rate: sample rate the audio is resampled to (the corpus is written at 16 kHz).
-        protocol: ``loso``, ``lsso``, ``kfold`` or ``holdout``.
-        fold: which fold of the protocol.
-        num_folds: folds of ``kfold``.
-        holdout_fractions: train/validation/test fractions of ``holdout``.
-        speaker_dependent: split utterances instead of speakers (``kfold``/``holdout``; stamped in the run).
-        group_by: unit of ``kfold``/``holdout``: ``speaker``, ``session`` or ``auto`` (sessions if any).
-        seed: seed of the fold shuffles.
-        segment_seconds: random training crop length in seconds, rounded to whole target frames (``None``:
-            whole utterances).
-        predict_paths: audio files or folders to predict on (default: the test split).
-        strict: fail on the first unreadable/empty audio file instead of skipping (and counting) it.
-        cache_manifest: cache the parsed corpus, keyed by its files' sizes and modification times.
-        pin_memory: pin batches in page-locked memory.
-        augmentation: a waveform augmentation applied on the fly to the training crops only; it must preserve
-            the length (noise, reverberation, pitch shift...: no speed perturbation or time stretch), since the
-            targets are frame-aligned.
-        vad_mode: must stay ``None``: trimming would misalign the frame-level targets (rejected).
     """
 
     manifest_args = ("targets",)
 
     def __init__(
         self,
-        root: str | None = None,
-        size: Literal["tiny", "default", "large"] = "default",
-        voice_set: Literal["en", "de"] = "en",
-        emotions: list[str] | None = None,
-        corpus_seed: int = 0,
         targets: list[Target] | None = None,
         target_rate_hz: float = 25.0,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        protocol: Protocol = "loso",
-        fold: int = 0,
-        num_folds: int = 5,
-        holdout_fractions: tuple[float, float, float] = (0.6, 0.15, 0.25),
-        speaker_dependent: bool = False,
-        group_by: Literal["auto", "speaker", "session"] = "auto",
-        seed: int = 0,
-        segment_seconds: float | None = None,
-        predict_paths: list[str] | None = None,
-        strict: bool = False,
-        cache_manifest: bool = True,
-        pin_memory: bool = False,
-        augmentation: WaveformAugmentation | None = None,
-        vad_mode: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        selected = list(targets) if targets else list(TARGETS)
-        unknown = [t for t in selected if t not in TARGETS]
-        if unknown:
-            raise ValueError(f"unknown target(s) {unknown}; the synthetic corpus has {list(TARGETS)}")
-        if len(set(selected)) != len(selected):
-            raise ValueError(f"targets has duplicates: {selected}")
-        if not target_rate_hz > 0:
-            raise ValueError(f"target_rate_hz must be positive, got {target_rate_hz}")
-        check_frame_aligned(type(self).__name__, augmentation, vad_mode)
-        super().__init__(
-            root=root,
-            size=size,
-            voice_set=voice_set,
-            emotions=emotions,
-            corpus_seed=corpus_seed,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            sample_rate=sample_rate,
-            protocol=protocol,
-            fold=fold,
-            num_folds=num_folds,
-            holdout_fractions=holdout_fractions,
-            speaker_dependent=speaker_dependent,
-            group_by=group_by,
-            seed=seed,
-            segment_seconds=segment_seconds,
-            predict_paths=predict_paths,
-            strict=strict,
-            cache_manifest=cache_manifest,
-            pin_memory=pin_memory,
-            augmentation=augmentation,
-            vad_mode=vad_mode,
-        )
+        selected = resolve_targets(targets, target_rate_hz)
+        super().__init__(**kwargs)
+        check_frame_aligned(type(self).__name__, self.augmentation, self.vad_mode)
         self.targets = selected
         self.target_rate_hz = float(target_rate_hz)
 

@@ -1,6 +1,6 @@
 """Offline augmentation: write augmented copies of a corpus and a CSV manifest that lists them.
 
-``python -m ser_lightning.augment.offline --data configs/data/synthetic.yaml --out runs/augmented --copies 10``
+``python -m ser_lightning.data.offline --data configs/data/synthetic.yaml --out runs/augmented --copies 10``
 
 This is how seed 004 (EmoAugNet §III) built its training data: every file augmented ten times *before* the
 split. It exists here to reproduce that protocol and to show what it does to the figures (docs/leakage.md): a
@@ -27,8 +27,7 @@ import soundfile as sf
 from jsonargparse import ArgumentParser
 
 import ser_lightning.data  # noqa: F401  (registers the corpus DataModules)
-from ser_lightning.audio import read_audio
-from ser_lightning.augment.recipes import WaveformAugmentation
+from ser_lightning.audio import WaveformAugmentation, read_audio
 from ser_lightning.data.base import SERDataModule
 from ser_lightning.data.manifest import Utterance
 
@@ -148,7 +147,7 @@ def main(args: list[str] | None = None) -> int:
     Returns:
         0 on success.
     """
-    parser = ArgumentParser(prog="python -m ser_lightning.augment.offline", description=__doc__)
+    parser = ArgumentParser(prog="python -m ser_lightning.data.offline", description=__doc__)
     parser.add_argument("-c", "--config", action="config", help="a YAML with the arguments below")
     parser.add_subclass_arguments(SERDataModule, "data", required=True, help="the corpus (a data YAML)")
     parser.add_subclass_arguments(
