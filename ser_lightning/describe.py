@@ -37,7 +37,7 @@ def describe(data: SERDataModule) -> dict[str, Any]:
             "corpus": data.corpus_name,
             "protocol": data.protocol,
             "fold": data.fold,
-            "class_names": data.class_names,
+            data.label_kind: data.label_names,
             "skipped": {"count": len(data.skipped), "files": data.skipped},
             "error": f"{type(err).__name__}: {err}",
             "leakage": {"ok": False, "error": str(err)} if leak else {"ok": None, "error": "not checked"},

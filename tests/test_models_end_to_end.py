@@ -152,7 +152,7 @@ def test_synthetic_continuous_batches_are_recola_shaped(tiny_corpus: Path) -> No
     dm = SyntheticContinuousDataModule(root=str(tiny_corpus.parent), size="tiny", batch_size=4, segment_seconds=1.0)
     dm.prepare_data()
     dm.setup("fit")
-    assert dm.class_names == ["arousal", "valence"] and dm.num_classes == 2
+    assert dm.target_names == ["arousal", "valence"] and dm.num_targets == 2
     values = {"neutral": (0.0, 0.0), "happy": (0.6, 0.8), "angry": (0.8, -0.6), "sad": (-0.6, -0.7)}
     train = next(iter(dm.train_dataloader()))
     assert train["waveform"].shape == (4, 16000) and train["targets"].shape == (4, 25, 2)
@@ -166,7 +166,7 @@ def test_synthetic_continuous_batches_are_recola_shaped(tiny_corpus: Path) -> No
         assert torch.allclose(batch["targets"][row, :n], expected.expand(n, 2))
         assert torch.all(batch["targets"][row, n:] == 0)
     only = SyntheticContinuousDataModule(root=str(tiny_corpus.parent), size="tiny", targets=["arousal"])
-    assert only.class_names == ["arousal"] and only.num_classes == 1
+    assert only.target_names == ["arousal"] and only.num_targets == 1
 
 
 # --------------------------------------------------------------------------------------------------- CLI

@@ -53,7 +53,7 @@ def assert_aligned(waveform: torch.Tensor, arousal: torch.Tensor) -> None:
 
 def test_replica_records_and_skips() -> None:
     module = data(cache_manifest=False)
-    assert module.class_names == ["arousal", "valence"] and module.num_classes == 2
+    assert module.target_names == ["arousal", "valence"] and module.num_targets == 2
     records = module.records()
     assert sorted(r.speaker for r in records) == PARTICIPANTS
     assert count_by(records, "label") == {"continuous": 4}
@@ -69,7 +69,7 @@ def test_replica_records_and_skips() -> None:
 
 def test_target_selection_and_argument_checks() -> None:
     module = data(targets=["valence"], batch_size=2)
-    assert module.class_names == ["valence"]
+    assert module.target_names == ["valence"]
     module.setup("fit")
     item = module.datasets["val"][0]
     assert item["targets"].shape == (75, 1)

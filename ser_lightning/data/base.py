@@ -143,6 +143,14 @@ class SERDataModule(LightningDataModule, ABC):
     def class_names(self) -> list[str]:
         """Class names in label-index order (the model's ``num_classes``/``class_names`` are linked to it)."""
 
+    @property
+    def label_names(self) -> list[str]:
+        """The names the records' ``label`` takes (the class names; a regression corpus overrides it)."""
+        return self.class_names
+
+    label_kind = "class_names"
+    """What :attr:`label_names` are, as ``describe()`` names them (``target_names`` for a regression corpus)."""
+
     @abstractmethod
     def load_records(self) -> list[Utterance]:
         """Parses the corpus into utterance records whose labels are among :attr:`class_names`."""
@@ -204,9 +212,9 @@ class SERDataModule(LightningDataModule, ABC):
         preprocess = self.configure_preprocess()
         if split == "train":
             segment = round(self.segment_seconds * self.sample_rate) if self.segment_seconds else None
-            return UtteranceDataset(records, self.class_names, self.sample_rate, segment,
+            return UtteranceDataset(records, self.label_names, self.sample_rate, segment,
                                     augment=self.configure_train_transform(), preprocess=preprocess)  # fmt: skip
-        return UtteranceDataset(records, self.class_names, self.sample_rate, preprocess=preprocess)
+        return UtteranceDataset(records, self.label_names, self.sample_rate, preprocess=preprocess)
 
     collate_fn = staticmethod(collate_utterances)
 
@@ -227,7 +235,7 @@ class SERDataModule(LightningDataModule, ABC):
         if root is None:
             return None
         header = [type(self).__module__, type(self).__qualname__, str(root.resolve()),
-                  self.class_names, [repr(getattr(self, a)) for a in self.manifest_args]]  # fmt: skip
+                  self.label_names, [repr(getattr(self, a)) for a in self.manifest_args]]  # fmt: skip
         return corpus_fingerprint(root, header)
 
     def records(self) -> list[Utterance]:
@@ -304,7 +312,7 @@ class SERDataModule(LightningDataModule, ABC):
             raise RuntimeError("describe() needs setup() first")
         return {
             "corpus": self.corpus_name,
-            "class_names": list(self.class_names),
+            self.label_kind: list(self.label_names),
             **self.split.stamp,
             "class_counts": {name: count_by(part, "label") for name, part in self.split.parts().items()},
             "num_speakers": {name: len(unique(part, "speaker")) for name, part in self.split.parts().items()},
@@ -328,7 +336,7 @@ class SERDataModule(LightningDataModule, ABC):
                 raise FileNotFoundError(f"predict path {path} does not exist")
         if not files:
             raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {self.predict_paths}")
-        first = self.class_names[0]  # placeholder label: predict ignores it
+        first = self.label_names[0]  # placeholder label: predict ignores it
         return self.make_dataset("predict", [Utterance(str(p), first, "unknown", utt_id=p.stem) for p in files])
 
     # ---------------------------------------------------------------------------------------- dataloaders

@@ -365,7 +365,43 @@ def parse_recola(
     return records
 
 
-class RECOLADataModule(CorpusDataModule):
+class ContinuousTargets:
+    """What a regression DataModule links into the model: ``num_targets`` and ``target_names``, not classes.
+
+    ``num_classes`` and ``class_names`` do not exist on such a module (reading them raises AttributeError), so
+    the CLI's class links are skipped and only the target links apply. Needs a ``targets`` attribute.
+    """
+
+    targets: list[str]
+    label_kind = "target_names"
+
+    @property
+    def target_names(self) -> list[str]:
+        """The target names, in column order (linked into the model as its outputs)."""
+        return list(self.targets)
+
+    @property
+    def num_targets(self) -> int:
+        """Number of continuous targets."""
+        return len(self.targets)
+
+    @property
+    def label_names(self) -> list[str]:
+        """The records' ``label`` is the targets' name list (the base's cache key and describe use it)."""
+        return self.target_names
+
+    @property
+    def class_names(self) -> list[str]:
+        """Not defined: a regression corpus has continuous targets (:attr:`target_names`)."""
+        raise AttributeError(f"{type(self).__name__} has continuous targets, not classes: see target_names")
+
+    @property
+    def num_classes(self) -> int:
+        """Not defined: a regression corpus has continuous targets (:attr:`num_targets`)."""
+        raise AttributeError(f"{type(self).__name__} has continuous targets, not classes: see num_targets")
+
+
+class RECOLADataModule(ContinuousTargets, CorpusDataModule):
     """RECOLA as released for AVEC 2016: spontaneous French dyadic interactions rated for arousal and valence.
 
     ``root`` is the AVEC 2016 folder: ``recordings_audio/<set>_<n>.wav`` (sets ``train`` and ``dev``; the
@@ -376,7 +412,7 @@ class RECOLADataModule(CorpusDataModule):
     AVEC set in ``extra["avec_set"]``.
 
     This corpus is for regression: items carry ``targets`` ``[frames, len(targets)]`` at ``target_rate_hz``
-    (see :class:`ContinuousDataset`) and :attr:`class_names` names the targets (``["arousal", "valence"]``), so
+    (see :class:`ContinuousDataset`) and :attr:`target_names` names the targets (``["arousal", "valence"]``), so
     the model's outputs are linked to them; the metric is the concordance correlation coefficient. Training
     crops (``segment_seconds``, e.g. 8 s) start on a 40 ms frame boundary with their targets cropped alike.
 
@@ -412,11 +448,6 @@ class RECOLADataModule(CorpusDataModule):
         self.targets = selected
         self.target_rate_hz = float(target_rate_hz)
         self.dropped: dict[str, int] = {}
-
-    @property
-    def class_names(self) -> list[str]:
-        """The target names, in column order (linked into the model as its outputs)."""
-        return list(self.targets)
 
     def load_records(self) -> list[Utterance]:
         """Pairs every train/dev recording with its gold-standard ratings (:func:`parse_recola`)."""

@@ -13,6 +13,7 @@ from ser_lightning.audio import WaveformTransform
 from ser_lightning.data.manifest import Utterance
 from ser_lightning.data.recola import (
     ContinuousDataset,
+    ContinuousTargets,
     Target,
     check_frame_aligned,
     collate_continuous,
@@ -57,7 +58,7 @@ class ConstantTargetDataset(ContinuousDataset):
         return np.repeat(values[None, :], frames, axis=0)
 
 
-class SyntheticContinuousDataModule(SyntheticDataModule):
+class SyntheticContinuousDataModule(ContinuousTargets, SyntheticDataModule):
     """The embedded synthetic corpus (eSpeak NG) for regression: continuous arousal and valence every 40 ms.
 
     The same utterances, speakers and protocols as :class:`~ser_lightning.data.SyntheticDataModule`; each
@@ -65,7 +66,7 @@ class SyntheticContinuousDataModule(SyntheticDataModule):
     0.6/0.8, angry 0.8/-0.6, sad -0.6/-0.7, ...), written to the manifest's ``arousal``/``valence`` columns.
     The targets of an utterance are that value on every ``1 / target_rate_hz`` frame of its audio, so batches
     have RECOLA's layout (:func:`~ser_lightning.data.recola.collate_continuous`: ``targets`` ``[B, frames, K]``,
-    ``target_length``) and :attr:`class_names` names the targets. Training crops (``segment_seconds``) start on
+    ``target_length``) and :attr:`target_names` names the targets. Training crops (``segment_seconds``) start on
     a frame boundary with their targets cropped alike; evaluation uses whole utterances.
 
 
@@ -91,11 +92,6 @@ class SyntheticContinuousDataModule(SyntheticDataModule):
         check_frame_aligned(type(self).__name__, self.augmentation, self.vad_mode)
         self.targets = selected
         self.target_rate_hz = float(target_rate_hz)
-
-    @property
-    def class_names(self) -> list[str]:
-        """The target names, in column order (linked into the model as its outputs)."""
-        return list(self.targets)
 
     def make_dataset(self, split: str, records: list[Utterance]) -> Dataset:
         """Waveforms with constant per-frame targets; training crops of ``segment_seconds``."""
