@@ -1,11 +1,11 @@
 """The leakage demonstration (docs/leakage.md): augmenting before splitting inflates UA.
 
-Seed 004 (EmoAugNet) augments every file ten times and then splits the pool at random, so copies of one recording
-land in training and in test. This script reproduces that protocol on the embedded corpus and puts its UA next to
+Paul et al. 2025 (EmoAugNet) augment every file ten times and then split the pool at random, so copies
+of one recording land in training and in test. This script reproduces that protocol on the embedded corpus and puts its UA next to
 honest ones, with the same model, the same number of training steps and the same 60/15/25 split fractions:
 
 1. ``offline 10x + random split``: ``python -m ser_lightning.data.offline`` writes the original and ten
-   augmented copies (seed 004's recipe) of every recording; a random utterance split of the pool
+   augmented copies (Paul et al. 2025's recipe) of every recording; a random utterance split of the pool
    (``configs/leakage/offline_augmented_random_split.yaml``);
 2. ``offline 10x + speaker-independent split``: the same pool split by session, so all copies of a recording
    stay on one side (augmenting before splitting is harmless when the split is by speaker);
@@ -57,7 +57,7 @@ def fit(name: str, model: str, steps: int, workdir: Path, extra: list[str]) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=600, help="training steps per row")
-    parser.add_argument("--copies", type=int, default=10, help="augmented copies per recording (seed 004: 10)")
+    parser.add_argument("--copies", type=int, default=10, help="augmented copies per recording (Paul et al. 2025: 10)")
     parser.add_argument("--model", default="cnn_bilstm_mlp", help="a full run configs/<model>.yaml")
     parser.add_argument("--workdir", default="runs/leakage", help="where the augmented corpus and runs go")
     parser.add_argument("--rows", default="", help="comma-separated row numbers to run (default: all)")

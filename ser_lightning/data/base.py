@@ -74,7 +74,7 @@ class SERDataModule(LightningDataModule, ABC):
         augmentation: a waveform augmentation applied on the fly to the training split only (e.g.
             ``ser_lightning.augment.Recipe`` with ``name: sp``; see ``configs/augment/``); validation, test and
             predict audio is never augmented. Stamped into the hyperparameters and ``results.json``.
-        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (seed 002;
+        vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (Pankratz et al.;
             :class:`~ser_lightning.augment.vad.VoiceActivityTrimmer`, before augmentation and cropping);
             ``None``: off.
     """

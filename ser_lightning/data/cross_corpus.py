@@ -1,4 +1,4 @@
-"""Cross-corpus protocol: train on one corpus, select on part of another, test on the rest (seed 000 §5.4)."""
+"""Cross-corpus protocol: train on one corpus, select on part of another, test on the rest (Latif et al. 2020 §5.4)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def harmonise_label(label: str, label_map: dict[str, str] | None = None) -> str:
 
 
 def draw_selection_speakers(speakers: list[str], fraction: float, seed: int) -> set[str]:
-    """Seed 000 §5.4's draw of a target corpus' speakers into a selection part (the rest is the test part).
+    """Latif et al. 2020 §5.4's draw of a target corpus' speakers into a selection part (the rest is the test part).
 
     Args:
         speakers: the corpus' speakers (at least 2), in a deterministic order.
@@ -70,7 +70,7 @@ def draw_selection_speakers(speakers: list[str], fraction: float, seed: int) -> 
 class CrossCorpusDataModule(SERDataModule):
     """Trains on a source corpus and evaluates on a target corpus in a shared label space.
 
-    Seed 000 §5.4: train on all of the source (e.g. IEMOCAP), use a random ``selection_fraction`` (30 %) of the
+    Latif et al. 2020 §5.4: train on all of the source (e.g. IEMOCAP), use a random ``selection_fraction`` (30 %) of the
     target's speakers (e.g. MSP-IMPROV) for model selection (validation) and the remaining 70 % for test.
     Labels are harmonised through :data:`CANONICAL_LABELS` plus ``label_map``; the class set is ``classes``, or
     the labels both corpora share. Utterances whose label does not map into it are dropped and counted

@@ -65,11 +65,11 @@ class IEMOCAPDataModule(CorpusDataModule):
     * Speaker = session + the F/M letter of the turn (``Ses01F_impro01_M003`` is ``Ses01M``: the letter in the
       dialog name says who wore the motion-capture markers, not who speaks); session = ``Ses01`` .. ``Ses05``.
       10 speakers, 2 per session, so ``loso`` (10 folds) validates on the session partner and ``lsso`` has 5
-      folds; the random 5-fold of seed 003 is ``kfold`` with ``speaker_dependent: true`` (stamped as such).
+      folds; the E-transformer paper's random 5-fold is ``kfold`` with ``speaker_dependent: true`` (so stamped).
     * ``sentence`` is the script (``script01_1``) of scripted turns and empty for improvised ones: the five
       sessions perform the same scripts, and the run's stamp says so (``shared_sentences``).
     * ``4class`` (default): angry, happy (``hap`` + ``exc`` merged), neutral, sad. ``7class``: those plus
-      fearful, disgust, surprised: the seven emotions of seed 004 (EmoAugNet: "neutral, surprise, disgust,
+      fearful, disgust, surprised: the seven emotions of Paul et al. 2025 (EmoAugNet: "neutral, surprise, disgust,
       fear, sad, happy, and angry"; it does not say whether excited was merged into happy; as in the
       4-class set, it is here). Other codes (``fru``, ``oth``, ``xxx``, ...) are dropped and counted in
       :attr:`dropped` (``describe()["dropped_labels"]``).

@@ -2,7 +2,7 @@
 
 ``python -m ser_lightning.data.offline --data configs/data/synthetic.yaml --out runs/augmented --copies 10``
 
-This is how seed 004 (EmoAugNet §III) built its training data: every file augmented ten times *before* the
+This is how Paul et al. 2025 (EmoAugNet §III) built its training data: every file augmented ten times *before* the
 split. It exists here to reproduce that protocol and to show what it does to the figures (docs/leakage.md): a
 random split of the augmented pool puts copies of the same recording on both sides of the split, and the test
 UA measures recall of recordings, not recognition of emotion. For honest experiments use the DataModule's
@@ -154,10 +154,10 @@ def main(args: list[str] | None = None) -> int:
         WaveformAugmentation,
         "augmentation",
         default={"class_path": "ser_lightning.augment.Recipe", "init_args": {"name": "emoaugnet"}},
-        help="the augmentation (default: seed 004's recipe)",
+        help="the augmentation (default: Paul et al. 2025's recipe)",
     )
     parser.add_argument("--out", type=str, required=True, help="output folder (audio/ and manifest.csv)")
-    parser.add_argument("--copies", type=int, default=10, help="augmented copies per recording (seed 004: 10)")
+    parser.add_argument("--copies", type=int, default=10, help="augmented copies per recording (Paul et al. 2025: 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the copies")
     parser.add_argument("--keep_original", type=bool, default=True, help="list the original as copy 0")
     cfg = parser.parse_args(args)

@@ -32,7 +32,7 @@ LABEL_SETS: dict[str, tuple[str, ...]] = {
     "8class": tuple(EMOTIONS.values()),
     "7class": tuple(name for name in EMOTIONS.values() if name != "calm"),
 }
-"""The class sets, in label order. ``7class`` leaves calm out (seed 004: the seven emotions RAVDESS shares with
+"""The class sets, in label order. ``7class`` leaves calm out (Paul et al. 2025: the seven emotions RAVDESS shares with
 IEMOCAP); calm utterances are dropped, not merged into neutral."""
 
 INTENSITIES = {"01": "normal", "02": "strong"}
@@ -88,7 +88,7 @@ class RAVDESSDataModule(CorpusDataModule):
     ``holdout`` (no sessions, so no ``lsso``); ``strict`` also fails on irregular names.
 
     Args:
-        label_set: ``8class`` (all eight emotions) or ``7class`` (without calm, seed 004).
+        label_set: ``8class`` (all eight emotions) or ``7class`` (without calm, Paul et al. 2025).
     """
 
     corpus_name = "ravdess"

@@ -115,7 +115,7 @@ def make_split(
     Args:
         records: the corpus' utterances.
         protocol: ``loso`` (test on speaker ``fold`` of the sorted speakers, validate on its session partner,
-            or on the next speaker when the corpus has no sessions, train on the rest — seed 000 §5),
+            or on the next speaker when the corpus has no sessions, train on the rest — Latif et al. 2020 §5),
             ``lsso`` (test on session ``fold``, validate on the next session), ``kfold`` (speakers or sessions
             dealt into ``k`` seeded groups; test on group ``fold``, validate on group ``fold + 1``) or
             ``holdout`` (speakers or sessions assigned to train/validation/test by ``holdout_fractions`` of
