@@ -1,8 +1,8 @@
 """The leakage demonstration (docs/leakage.md): augmenting before splitting inflates UA.
 
 Paul et al. 2025 (EmoAugNet) augment every file ten times and then split the pool at random, so copies
-of one recording land in training and in test. This script reproduces that protocol on the embedded corpus and puts its UA next to
-honest ones, with the same model, the same number of training steps and the same 60/15/25 split fractions:
+of one recording land in training and in test. This script reproduces that protocol on the embedded corpus and
+puts its UA next to honest ones, with the same model, training steps and 60/15/25 split fractions:
 
 1. ``offline 10x + random split``: ``python -m ser_lightning.data.offline`` writes the original and ten
    augmented copies (Paul et al. 2025's recipe) of every recording; a random utterance split of the pool
