@@ -90,8 +90,9 @@ class SERTask(pl.LightningModule, ABC):
         if sample_rate is not None and sample_rate < 1000:
             raise ValueError(f"sample_rate {sample_rate} Hz is implausibly low")
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        if self.hparams.get("sample_rate") is None:
-            self.hparams["sample_rate"] = self.default_sample_rate
+        defaults = {k: v for k, v in self.architecture_defaults().items() if self.hparams.get(k) is None}
+        if defaults:  # resolved values in hparams (and hparams_initial, which loggers compare with the data's)
+            self.save_hyperparameters({**self.hparams, **defaults})
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self._test_started = self._test_finished = 0.0
@@ -134,6 +135,10 @@ class SERTask(pl.LightningModule, ABC):
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
     # ------------------------------------------------------------------------------------------ hooks
+    def architecture_defaults(self) -> dict[str, Any]:
+        """Values that arguments left at ``None`` take from the architecture (e.g. its paper's sample rate)."""
+        return {"sample_rate": self.default_sample_rate}
+
     def configure_task(self) -> None:
         """Reads the task's own arguments from ``self.hparams`` into attributes (before the other hooks)."""
 

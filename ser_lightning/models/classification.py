@@ -105,11 +105,13 @@ class SERClassificationTask(SERTask):
             raise ValueError(f"eval_max_segments must be positive, got {eval_max_segments}")
         super().__init__(**kwargs)
 
+    def architecture_defaults(self) -> dict[str, Any]:
+        """The base's, and the architecture's segment length."""
+        return {**super().architecture_defaults(), "segment_frames": self.default_segment_frames}
+
     def configure_task(self) -> None:
         """Class set, mixup and segment settings from the hyperparameters."""
         a = self.hparams
-        if a.get("segment_frames") is None:
-            a["segment_frames"] = self.default_segment_frames
         self.num_classes = int(a["num_classes"])
         names = a.get("class_names")
         self.class_names = list(names) if names else [f"class_{i}" for i in range(self.num_classes)]
