@@ -62,9 +62,11 @@ class SERDataModule(LightningDataModule, ABC):
         num_workers: DataLoader worker processes.
         sample_rate: sample rate the audio is resampled to.
         seed: seed of the split's shuffles (the folds of a protocol, a cross-corpus draw of speakers).
-        segment_seconds: if set, training waveforms longer than this are randomly cropped to it (saves reading
-            and featurising audio the model's segment crop would discard). Evaluation always sees whole
-            utterances.
+        segment_seconds: training waveforms longer than this are randomly cropped to it (saves reading and
+            featurising audio the model's segment crop would discard). Default ``None``: a classifier sets it
+            to its own segment when training starts (:meth:`set_training_crop`), so a data config need not
+            repeat the model's segment; a value shorter than the model's segment is rejected. Evaluation
+            always sees whole utterances.
         predict_paths: audio files or folders to predict on; by default ``predict`` runs on the test split.
         strict: fail on the first unreadable, empty or corrupt audio file instead of skipping it (skips are
             logged with the file's name and counted in ``describe`` and ``results.json``).
@@ -217,6 +219,33 @@ class SERDataModule(LightningDataModule, ABC):
         return UtteranceDataset(records, self.label_names, self.sample_rate, preprocess=preprocess)
 
     collate_fn = staticmethod(collate_utterances)
+
+    def set_training_crop(self, seconds: float, needed_by: str = "the model") -> None:
+        """Crops training waveforms to the model's segment: the model, not the data config, decides it.
+
+        Called by a classifier when training starts (after :meth:`setup`). Without an explicit
+        ``segment_seconds`` the crop becomes ``seconds``; an explicit one shorter than ``seconds`` would pad every
+        training segment with silence and is rejected; a longer one is kept (the model crops again).
+
+        Args:
+            seconds: the duration of one model segment.
+            needed_by: who asks, for the error message (e.g. ``"DenseHighway (256 frames)"``).
+
+        Raises:
+            ValueError: the configured ``segment_seconds`` is shorter than ``seconds``.
+        """
+        if self.segment_seconds is not None and self.segment_seconds + 1e-6 < seconds:
+            raise ValueError(
+                f"{type(self).__name__}: segment_seconds {self.segment_seconds} is shorter than the segment of "
+                f"{needed_by}, {seconds:.3f} s: every training segment would be padded with silence. Remove "
+                "segment_seconds from the data config (the model's segment decides the crop) or raise it."
+            )
+        if self.segment_seconds is None:
+            self.segment_seconds = float(seconds)
+            log.info("training crop: %.3f s, the segment of %s", seconds, needed_by)
+        train = self.datasets.get("train")
+        if train is not None and hasattr(train, "segment_samples"):
+            train.segment_samples = round(self.segment_seconds * self.sample_rate)
 
     # -------------------------------------------------------------------------------------------- derived
     @property

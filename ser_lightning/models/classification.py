@@ -120,6 +120,18 @@ class SERClassificationTask(SERTask):
         self.eval_segment_hop = int(a.get("eval_segment_hop") or self.segment_frames)
         self.eval_max_segments = int(a["eval_max_segments"])
 
+    def segment_seconds(self) -> float:
+        """Duration of one training/evaluation segment of ``segment_frames`` frames at the input sample rate."""
+        return self.frontend.segment_samples(self.segment_frames) / self.frontend.sample_rate
+
+    def setup(self, stage: str) -> None:
+        """Before fitting, makes the DataModule crop training audio to this model's segment (one setting)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage == "fit" and datamodule is not None and hasattr(datamodule, "set_training_crop"):
+            datamodule.set_training_crop(
+                self.segment_seconds(), f"{type(self).__name__} ({self.segment_frames} frames)"
+            )
+
     def build_network(self, network: type[nn.Module], **fixed: Any) -> nn.Module:
         """:meth:`SERTask.build_network` with ``num_classes`` passed on."""
         return super().build_network(network, **{"num_classes": self.num_classes, **fixed})
