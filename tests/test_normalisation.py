@@ -63,8 +63,16 @@ def small_model(**kwargs: Any) -> DenseHighway:
 
 
 def fit_briefly(model: pl.LightningModule, dm: pl.LightningDataModule, root: Path, **kwargs: Any) -> pl.Trainer:
-    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=str(root), limit_val_batches=1, **kwargs)  # fmt: skip
+    trainer = pl.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(root),
+        limit_val_batches=1,
+        **kwargs,
+    )
     trainer.fit(model, dm)
     return trainer
 
@@ -83,7 +91,7 @@ def by_hand(model: DenseHighway, dm: SyntheticDataModule) -> tuple[torch.Tensor,
 
 
 @pytest.fixture(scope="module")
-def fitted(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[DenseHighway, PoisonedDataModule, Path]:
+def fitted(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path]:
     root = tmp_path_factory.mktemp("fitted")
     pl.seed_everything(0, verbose=False)
     dm = poisoned(tiny_corpus.parent)
@@ -110,7 +118,7 @@ def test_statistics_survive_a_checkpoint_round_trip(
     fitted: tuple[Any, Any, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     model, dm, path = fitted
-    for loaded in (DenseHighway.load_from_checkpoint(path), DenseHighway.load_from_checkpoint(path, map_location="cpu")):
+    for loaded in (DenseHighway.load_from_checkpoint(path), DenseHighway.load_from_checkpoint(path, strict=True)):
         assert loaded.hparams["feature_norm"] == "train"
         assert torch.equal(loaded.normalisation.mean, model.normalisation.mean)
         assert torch.equal(loaded.normalisation.std, model.normalisation.std)
