@@ -228,7 +228,7 @@ def test_attacks_raise_the_loss_keep_padding_and_leave_parameters_alone(trained:
     waveform[1, 15000:] = 0
     waveform[2, 9000:] = 0
     batch = CachedBatch(waveform, lengths, torch.tensor([0, 2, 3]), ["a", "b", "c"])
-    callback = AdversarialRobustness(epsilon=0.5)
+    callback = AdversarialRobustness(epsilon=0.5, epsilon_unit="absolute")  # raw feature units: a number
     x, loss_fn, _, mask, epsilon = callback.attack_inputs(None, model, batch)
     labels = batch.labels
     for p in model.parameters():

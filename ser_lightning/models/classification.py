@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -12,6 +12,7 @@ from torchmetrics import MetricCollection
 
 from ser_lightning.metrics import classification_metrics, confusion_matrix
 from ser_lightning.models.base import SERTask
+from ser_lightning.models.normalisation import NORM_MODES, FeatureNormalisation, training_feature_moments
 from ser_lightning.results import confusion_figure, log_figure, run_dir
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,14 @@ class SERClassificationTask(SERTask):
     (``[N, 1, F, segment_frames]`` features -> ``[N, num_classes]`` logits), declare only the arguments they add
     and forward the rest with ``**kwargs``.
 
+    Feature normalisation (:class:`~ser_lightning.models.normalisation.FeatureNormalisation`, ``self.normalisation``)
+    sits between the front-end and the network: each segment is normalised with the statistics of its whole
+    utterance (``utterance``: its valid frames; ``train``: the training split's, per feature row), so padding,
+    which the front-end fills with the features of silence, becomes the normalised silence value. The training
+    statistics are computed in :meth:`on_fit_start` on the training split only (whole utterances, without
+    augmentation, with a toolkit DataModule), summed across processes under DDP, and stored as buffers: a
+    checkpoint carries them, and ``test`` / ``predict`` of a loaded checkpoint reuse them.
+
     Args:
         num_classes: number of classes (linked from the DataModule by the CLI).
         class_names: class names (linked from the DataModule by the CLI); default ``class_0..``.
@@ -75,6 +84,9 @@ class SERClassificationTask(SERTask):
         eval_segment_hop: hop between evaluation segments in frames (default: ``segment_frames``, i.e.
             non-overlapping).
         eval_max_segments: segments per network call during evaluation (bounds memory on long utterances).
+        feature_norm: normalisation of each feature row before the network: ``none``, ``utterance`` (mean and
+            variance of the utterance's valid frames) or ``train`` (training-set statistics); default: the
+            architecture's (:attr:`default_feature_norm`, see docs/normalisation.md).
         **kwargs: the arguments of :class:`~ser_lightning.models.base.SERTask` (optimizer, lr_scheduler,
             sample_rate).
     """
@@ -82,6 +94,8 @@ class SERClassificationTask(SERTask):
     monitor = "val_ua"
     default_segment_frames: ClassVar[int] = 256
     """Frames per segment in the architecture's paper, used when ``segment_frames`` is not given."""
+    default_feature_norm: ClassVar[str] = "none"
+    """The architecture's feature normalisation (its paper's, or the stated choice where the paper is silent)."""
 
     def __init__(
         self,
@@ -91,6 +105,7 @@ class SERClassificationTask(SERTask):
         segment_frames: int | None = None,
         eval_segment_hop: int | None = None,
         eval_max_segments: int = 256,
+        feature_norm: Literal["none", "utterance", "train"] | None = None,
         **kwargs: Any,
     ) -> None:
         if num_classes < 2:
@@ -103,6 +118,8 @@ class SERClassificationTask(SERTask):
             raise ValueError("segment_frames and eval_segment_hop must be positive")
         if eval_max_segments < 1:
             raise ValueError(f"eval_max_segments must be positive, got {eval_max_segments}")
+        if feature_norm is not None and feature_norm not in NORM_MODES:
+            raise ValueError(f"feature_norm must be one of {NORM_MODES}, got {feature_norm!r}")
         super().__init__(**kwargs)
 
     def architecture_defaults(self) -> dict[str, Any]:
@@ -119,6 +136,9 @@ class SERClassificationTask(SERTask):
         self.segment_frames = int(a["segment_frames"])
         self.eval_segment_hop = int(a.get("eval_segment_hop") or self.segment_frames)
         self.eval_max_segments = int(a["eval_max_segments"])
+        if a.get("feature_norm") is None:
+            a["feature_norm"] = self.default_feature_norm
+        self.normalisation = FeatureNormalisation(a["feature_norm"])
 
     def segment_seconds(self) -> float:
         """Duration of one training/evaluation segment of ``segment_frames`` frames at the input sample rate."""
@@ -175,8 +195,10 @@ class SERClassificationTask(SERTask):
     def utterance_posteriors(self, features: Tensor, frames: Tensor) -> Tensor:
         """Class posteriors per utterance: the mean of the softmax outputs of its segments.
 
+        Each segment is normalised (:attr:`normalisation`) with the statistics of its utterance.
+
         Args:
-            features: ``[B, 1, F, N]`` masked features.
+            features: ``[B, 1, F, N]`` masked front-end features (not normalised).
             frames: ``[B]`` valid frames.
 
         Returns:
@@ -192,6 +214,10 @@ class SERClassificationTask(SERTask):
                 owners.append(row)
         owner = torch.tensor(owners, device=features.device)
         stacked = torch.stack(segments)
+        stats = self.normalisation.statistics(features, frames)
+        if stats is not None and stats[0].shape[0] > 1:
+            stats = (stats[0][owner], stats[1][owner])
+        stacked = self.normalisation.apply(stacked, stats)
         probs = torch.cat(
             [torch.softmax(self.network(chunk).float(), dim=-1) for chunk in stacked.split(self.eval_max_segments)]
         )
@@ -213,11 +239,47 @@ class SERClassificationTask(SERTask):
         features, frames = self.frontend(waveform, lengths)
         return self.utterance_posteriors(features, frames)
 
+    # ------------------------------------------------------------------------------- normalisation
+    def on_fit_start(self) -> None:
+        """Computes the training-set feature statistics (``feature_norm='train'``) unless already stored."""
+        if self.normalisation.mode == "train" and not self.normalisation.fitted:
+            self.fit_feature_statistics()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints written before feature normalisation existed load with empty (unfitted) statistics."""
+        state = checkpoint.get("state_dict")
+        if state is not None:
+            for name, value in self.normalisation.state_dict().items():
+                state.setdefault(f"normalisation.{name}", value)
+
+    def fit_feature_statistics(self) -> None:
+        """One pass of the front-end over the training split; stores per-row mean/std in :attr:`normalisation`.
+
+        See :func:`~ser_lightning.models.normalisation.training_feature_moments` (training audio only; summed
+        across processes under DDP).
+        """
+        started = time.perf_counter()
+        training = self.frontend.training
+        self.frontend.eval()
+        try:
+            moments, description = training_feature_moments(self.frontend, self.trainer, self.device)
+        finally:
+            self.frontend.train(training)
+        self.normalisation.set_statistics(*moments)
+        log.info(
+            "feature statistics of %d rows over %d frames of the %s in %.1f s",
+            self.normalisation.mean.numel(),
+            int(self.normalisation.count),
+            description,
+            time.perf_counter() - started,
+        )
+
     # ----------------------------------------------------------------------------------------- steps
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """Loss on one random segment per utterance, with mixup when enabled."""
         features, frames = self.frontend(batch["waveform"], batch["length"])
-        x = self.crop_segments(features, frames, random=True)
+        stats = self.normalisation.statistics(features, frames)
+        x = self.normalisation.apply(self.crop_segments(features, frames, random=True), stats)
         y = batch["label"]
         if self.mixup_alpha > 0:
             x, target, _ = mixup(x, y, self.mixup_alpha, self.num_classes)
@@ -266,6 +328,7 @@ class SERClassificationTask(SERTask):
         path = self.write_test_results(
             {
                 "class_names": self.class_names,
+                "feature_norm": self.normalisation.mode,
                 **values,
                 "confusion_matrix": matrix,
                 "num_test_utterances": int(matrix.sum()),

@@ -36,9 +36,15 @@ class CNNBiLSTMMLP(SERClassificationTask):
         dropout: dropout layers between the fully connected layers (True) or none (the comparison model).
         dropout_p: dropout probability (0.25).
         **kwargs: the arguments of the classification base (``segment_frames`` defaults to 128 here).
+
+    Feature normalisation: Pankratz et al. say nothing about scaling the 162 rows (their only normalisation is a
+    BatchNorm after the BiLSTM), so the default is ``feature_norm="none"``, today's behaviour. The rows span
+    very different scales (linear mel power, chroma in 0-1, MFCCs in dB); ``feature_norm="train"`` is the
+    recommended alternative (docs/normalisation.md).
     """
 
     default_segment_frames = 128
+    default_feature_norm = "none"
 
     def __init__(
         self,

@@ -21,6 +21,10 @@ class SpectrogramClassifier(SERClassificationTask):
     Subclasses set :attr:`network_class` (a pure network taking ``num_classes`` and ``n_freq``) and declare
     the network's arguments; :meth:`configure_network` passes them on by name.
 
+    Feature normalisation: Latif et al. 2020 (§4.2) say nothing about normalising the spectrogram, so the
+    default is ``feature_norm="none"`` (the network's first BatchNorm sees log power as is); this keeps the
+    calibrated main job unchanged. ``train`` or ``utterance`` are available (docs/normalisation.md).
+
     Args:
         n_bins: spectrogram rows (128 in the paper).
         win_ms: analysis window in milliseconds (Hamming, 25).
@@ -29,6 +33,7 @@ class SpectrogramClassifier(SERClassificationTask):
     """
 
     network_class: type[nn.Module]
+    default_feature_norm = "none"
 
     def __init__(self, n_bins: int = 128, win_ms: float = 25.0, hop_ms: float = 10.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -30,6 +30,10 @@ class EmoAugNet(SERClassificationTask):
     stopping (§V) — the base's defaults (Adam 1e-3, halving on a ``val_ua`` plateau) and the config's
     EarlyStopping callback.
 
+    Feature normalisation: the paper is silent; the network's ``input_norm`` (on by default) already
+    standardises each row with running statistics, so the base's ``feature_norm`` defaults to ``none`` (no
+    double normalisation). ``feature_norm="train"`` with ``input_norm=False`` is the explicit alternative.
+
     Args:
         frame_length: analysis frame in samples (librosa's 2048).
         hop_length: hop in samples (librosa's 512).
@@ -43,6 +47,7 @@ class EmoAugNet(SERClassificationTask):
     """
 
     default_segment_frames = 108
+    default_feature_norm = "none"
     default_sample_rate = 22050
 
     def __init__(

@@ -69,9 +69,13 @@ class RBLSTMETransformer(SERClassificationTask):
         transformer_ffn: FFN width inside the encoder layers (not given; PyTorch's default 2048).
         transformer_dropout: dropout inside the encoder layers (not given; PyTorch's default 0.1).
         **kwargs: the arguments of the classification base (``segment_frames`` defaults to 400 here).
+
+    Feature normalisation: the E-transformer paper does not say whether its 40 log mel energies were normalised,
+    so the default is ``feature_norm="none"`` (today's behaviour; docs/normalisation.md).
     """
 
     default_segment_frames = 400
+    default_feature_norm = "none"
 
     def __init__(
         self,
