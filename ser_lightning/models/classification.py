@@ -123,8 +123,12 @@ class SERClassificationTask(SERTask):
         super().__init__(**kwargs)
 
     def architecture_defaults(self) -> dict[str, Any]:
-        """The base's, and the architecture's segment length."""
-        return {**super().architecture_defaults(), "segment_frames": self.default_segment_frames}
+        """The base's, and the architecture's segment length and feature normalisation."""
+        return {
+            **super().architecture_defaults(),
+            "segment_frames": self.default_segment_frames,
+            "feature_norm": self.default_feature_norm,
+        }
 
     def configure_task(self) -> None:
         """Class set, mixup and segment settings from the hyperparameters."""
@@ -136,8 +140,6 @@ class SERClassificationTask(SERTask):
         self.segment_frames = int(a["segment_frames"])
         self.eval_segment_hop = int(a.get("eval_segment_hop") or self.segment_frames)
         self.eval_max_segments = int(a["eval_max_segments"])
-        if a.get("feature_norm") is None:
-            a["feature_norm"] = self.default_feature_norm
         self.normalisation = FeatureNormalisation(a["feature_norm"])
 
     def segment_seconds(self) -> float:
