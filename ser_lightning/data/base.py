@@ -182,6 +182,7 @@ class SERDataModule(LightningDataModule, ABC):
         self.skipped: list[dict[str, str]] = []
         self.quiet: list[dict[str, object]] = []
         """Near-silent files that were kept: ``{"path", "peak_dbfs"}``."""
+        self._read_failures: dict[str, dict[str, str]] = {}
         self.split: Split | None = None
         self.datasets: dict[str, Dataset] = {}
 
@@ -361,13 +362,13 @@ class SERDataModule(LightningDataModule, ABC):
         self.datasets = {name: self.make_dataset(name, part) for name, part in self.split.parts().items()}
         if stage == "predict":
             self.datasets["predict"] = self._predict_dataset()
+        for dataset in self.datasets.values():  # one record of read failures, kept across setup() calls
+            if hasattr(dataset, "read_failures"):
+                dataset.read_failures = self._read_failures
 
     def read_failures(self) -> list[dict[str, str]]:
         """Utterances skipped when read (files that broke after setup), over every split, counted so far."""
-        seen: dict[str, dict[str, str]] = {}
-        for dataset in self.datasets.values():
-            seen.update(getattr(dataset, "read_failures", {}) or {})
-        return list(seen.values())
+        return list(self._read_failures.values())
 
     def skipped_stamp(self) -> dict[str, object]:
         """The files left out, for ``describe()["skipped"]``.
