@@ -62,6 +62,26 @@ def corpus_fingerprint(root: Path, header: Sequence[object]) -> str:
     return digest.hexdigest()
 
 
+def files_fingerprint(paths: Sequence[str | Path], header: Sequence[object]) -> str:
+    """A key that changes whenever one of ``paths`` (its size, modification time or presence) or ``header`` does.
+
+    The key of a corpus listed file by file (a CSV manifest) rather than found under a root folder.
+
+    Args:
+        paths: every file the parsed corpus is read from (the manifest itself and each audio file).
+        header: what else the parsed corpus depends on.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps([MANIFEST_CACHE_VERSION, *header], default=str).encode())
+    for path in paths:
+        try:
+            st = os.stat(path)
+            digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
 def manifest_cache_path(corpus: str, key: str) -> Path:
     """The cache file of a corpus' parsed manifest under a fingerprint ``key``."""
     return cache_root() / "manifests" / f"{corpus}-{key}.json"
