@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -424,3 +425,16 @@ def test_quiet_audio_is_kept_and_short_or_silent_audio_skipped_at_setup(tmp_path
                                  min_seconds=0.01)  # fmt: skip
     lenient.setup("fit")
     assert [Path(f["path"]).name for f in lenient.describe()["skipped"]["files"]] == ["1_calm.wav"]
+
+
+def test_an_unknown_sentence_matches_no_sentence() -> None:
+    from ser_lightning.data.splits import make_split
+
+    records = [Utterance(f"/x/{s}_{i}.wav", "calm" if i % 2 else "angry", s, sentence="" if i < 2 else f"t{i}",
+                         checksum=f"{s}{i}") for s in ("a", "b", "c") for i in range(4)]  # fmt: skip
+    split = make_split(records, protocol="loso", fold=0)
+    assert split.stamp["shared_sentences"] is True  # t2, t3 are in train and test
+    unknown_only = [r if not r.sentence else replace(r, sentence=f"{r.speaker}-{r.sentence}") for r in records]
+    split = make_split(unknown_only, protocol="loso", fold=0)
+    assert split.stamp["shared_sentences"] is False  # only unknown sentences in common: not shared
+    assert split.stamp["unknown_sentence"] == 6
