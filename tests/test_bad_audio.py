@@ -75,8 +75,8 @@ def test_the_zoo_has_every_kind_and_setup_sorts_them(zoo_manifest: dict[str, Pat
     assert {name: f["kind"] for name, f in skipped.items()} == SKIPPED
     for name, item in skipped.items():
         assert REASON_WORDS[item["kind"]] in item["reason"], (name, item)
-    assert stamp["skipped"]["count"] == len(SKIPPED) and stamp["skipped"]["at_read"] == 0
-    assert stamp["skipped"]["by_kind"] == dict(sorted(Counter(SKIPPED.values()).items()))
+    assert stamp["skipped"]["count"] == len(SKIPPED) and stamp["skipped_at_read"] == 0
+    assert stamp["skipped_by_kind"] == dict(sorted(Counter(SKIPPED.values()).items()))
     assert [Path(f["path"]).name for f in stamp["quiet"]["files"]] == ["near_silence.wav"]
     # every loadable zoo file is in the split, and the split puts some into train, validation and test
     parts = {name: {Path(r.path).name for r in part} for name, part in data.split.parts().items()}
@@ -193,7 +193,7 @@ def test_a_file_broken_after_setup_is_a_counted_skip(tmp_path: Path, tiny_corpus
     results = json.loads((Path(trainer.log_dir) / "results.json").read_text())
     at_read = {f["path"]: f for f in results["skipped"]["files"] if f.get("stage") == "read"}
     assert set(at_read) == {*broken, sf_empty}
-    assert results["skipped"]["at_read"] == 3 and results["skipped"]["count"] == 3
+    assert results["skipped_at_read"] == 3 and results["skipped"]["count"] == 3
     assert {f["kind"] for f in at_read.values()} == {"unreadable", "empty"}
     assert results["num_test_utterances"] == len(data.split.test) - 1
     assert np.isfinite(results["test_ua"])

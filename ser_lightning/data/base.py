@@ -102,12 +102,12 @@ class SERDataModule(LightningDataModule, ABC):
             utterances.
         predict_paths: audio files or folders to predict on; by default ``predict`` runs on the test split.
         strict: fail on the first unusable audio file instead of skipping it. Skips are logged with the file's
-            name and reason and counted in ``describe`` and ``results.json`` (``skipped``: ``count``, ``files``,
-            ``by_kind``); ``predict`` writes a row with ``status: error`` for each. A file is unusable when it
-            cannot be decoded (``unreadable``), has no samples (``empty``), has NaN or infinite samples
-            (``non_finite``), is shorter than ``min_seconds`` (``too_short``) or is digital silence (``silent``:
-            peak at or below -90 dBFS). Every file is decoded once at setup (the verdict is cached with the
-            manifest); a file that breaks after setup is skipped (and counted) when it is read.
+            name and reason and counted in ``describe`` and ``results.json`` (``skipped``: ``count``, ``files``;
+            ``skipped_by_kind``, ``skipped_at_read``); ``predict`` writes a row with ``status: error`` for each.
+            A file is unusable when it cannot be decoded (``unreadable``), has no samples (``empty``), has NaN or
+            infinite samples (``non_finite``), is shorter than ``min_seconds`` (``too_short``) or is digital
+            silence (``silent``: peak at or below -90 dBFS). Every file is decoded once at setup (the verdict is
+            cached with the manifest); a file that breaks after setup is skipped (and counted) when it is read.
         min_seconds: the shortest usable utterance in seconds. Near-silent files (peak below -60 dBFS) are kept
             with a warning and counted in ``describe()["quiet"]``: quiet speech is valid.
         cache_manifest: cache the parsed corpus (keyed by the root, the parsing arguments and every file's size
@@ -371,19 +371,20 @@ class SERDataModule(LightningDataModule, ABC):
         return list(self._read_failures.values())
 
     def skipped_stamp(self) -> dict[str, object]:
-        """The files left out, for ``describe()["skipped"]``.
+        """The files left out, for ``describe()``.
 
         Returns:
-            ``count``, ``files`` (``path``, ``reason``, ``kind``; ``stage: read`` for a file that failed after
-            setup), ``by_kind`` (kind -> count) and ``at_read`` (how many failed after setup).
+            ``skipped`` (``count`` and ``files``: ``path``, ``reason``, ``kind``, and ``stage: read`` for a file
+            that failed after setup), ``skipped_by_kind`` (kind -> count) and ``skipped_at_read`` (how many of
+            them failed after setup).
         """
         at_read = [f for f in self.read_failures() if f["path"] not in {s["path"] for s in self.skipped}]
         files = [*self.skipped, *at_read]
         by_kind: dict[str, int] = {}
         for item in files:
             by_kind[item.get("kind", "parse")] = by_kind.get(item.get("kind", "parse"), 0) + 1
-        return {"count": len(files), "files": files, "by_kind": dict(sorted(by_kind.items())),
-                "at_read": len(at_read)}  # fmt: skip
+        return {"skipped": {"count": len(files), "files": files}, "skipped_by_kind": dict(sorted(by_kind.items())),
+                "skipped_at_read": len(at_read)}  # fmt: skip
 
     def seeds(self) -> dict[str, int | None]:
         """Every seed of the run, for ``describe()["seeds"]``.
@@ -409,7 +410,7 @@ class SERDataModule(LightningDataModule, ABC):
             **self.split.stamp,
             "class_counts": {name: count_by(part, "label") for name, part in self.split.parts().items()},
             "num_speakers": {name: len(unique(part, "speaker")) for name, part in self.split.parts().items()},
-            "skipped": self.skipped_stamp(),
+            **self.skipped_stamp(),
             "quiet": {"count": len(self.quiet), "files": list(self.quiet), "below_dbfs": QUIET_DBFS},
             "audio_checks": {"min_seconds": self.min_seconds, "silent_at_or_below_dbfs": SILENCE_DBFS},
             "dropped_labels": dict(getattr(self, "dropped", {}) or {}),
