@@ -7,6 +7,9 @@ Nothing here imports another package of the toolkit (only :mod:`ser_lightning.er
 - :func:`resample` is the one resampler: a polyphase FIR filter equal to :func:`scipy.signal.resample_poly`'s
   default design, computed without BLAS so that its output does not depend on threading (the embedded corpus is
   rendered with it and must be bit-reproducible).
+- :func:`check_audio` decodes a whole file once and says whether it is fit for training (see
+  :data:`MIN_SECONDS`, :data:`SILENCE_DBFS`, :data:`QUIET_DBFS`); :func:`check_waveform` is the same test on
+  samples already read.
 - :func:`cache_root` is the one cache folder (``$SER_LIGHTNING_CACHE``, else ``~/.cache/ser_lightning``).
 - :class:`WaveformAugmentation` is the base of every seeded waveform augmentation.
 """
@@ -21,6 +24,7 @@ import os
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +44,18 @@ CACHE_ENV_VAR = "SER_LIGHTNING_CACHE"
 
 WaveformTransform = Callable[[np.ndarray, int], np.ndarray]
 """A waveform transform: ``(samples float32 [n], sample_rate) -> samples``."""
+
+MIN_SECONDS = 0.1
+"""Default shortest usable utterance, in seconds: shorter files are skipped (``too_short``)."""
+
+SILENCE_DBFS = -90.0
+"""A file whose peak is at or below this (dBFS: 20 log10 of the largest absolute sample, full scale 1.0) is
+digital silence and is skipped (``silent``): all zeros, or at most one least-significant bit of 16-bit PCM
+(-90.3 dBFS)."""
+
+QUIET_DBFS = -60.0
+"""A file whose peak is below this (but above :data:`SILENCE_DBFS`) is near-silent: it is loaded (quiet speech is
+valid) with a warning and counted as ``quiet``."""
 
 _RESAMPLE_BLOCKS = 2048  # output blocks per einsum call: bounds memory on long files
 
@@ -138,6 +154,108 @@ def resample(audio: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class AudioCheck:
+    """What :func:`check_audio` found in a usable file.
+
+    Args:
+        duration: seconds.
+        peak_dbfs: the largest absolute sample in dBFS (``-inf`` never occurs: silence is an error).
+    """
+
+    duration: float
+    peak_dbfs: float
+
+    @property
+    def quiet(self) -> bool:
+        """Whether the file is near-silent (peak below :data:`QUIET_DBFS`): loaded, but worth a warning."""
+        return self.peak_dbfs < QUIET_DBFS
+
+
+def _peak_dbfs(peak: float) -> float:
+    return 20.0 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def check_waveform(
+    path: str | Path, samples: np.ndarray, sample_rate: int, min_seconds: float = MIN_SECONDS
+) -> AudioCheck:
+    """Checks decoded samples (any shape, frames first) for what makes a file unusable.
+
+    Args:
+        path: the file, for the message.
+        samples: its samples (float).
+        sample_rate: their rate.
+        min_seconds: the shortest usable duration.
+
+    Returns:
+        The file's duration and peak.
+
+    Raises:
+        AudioReadError: ``empty`` (no samples), ``non_finite`` (NaN or infinite samples), ``too_short`` (under
+            ``min_seconds``) or ``silent`` (peak at or below :data:`SILENCE_DBFS`).
+    """
+    frames = samples.shape[0] if samples.ndim else 0
+    if frames == 0:
+        raise AudioReadError(f"{path}: the audio file is empty", kind="empty")
+    if not np.isfinite(samples).all():
+        raise AudioReadError(f"{path}: the audio contains NaN or infinite samples", kind="non_finite")
+    duration = frames / sample_rate if sample_rate else 0.0
+    return _verdict(path, duration, float(np.abs(samples).max()), min_seconds)
+
+
+def _verdict(path: str | Path, duration: float, peak: float, min_seconds: float) -> AudioCheck:
+    if duration < min_seconds:
+        raise AudioReadError(f"{path}: too short ({duration:.3f} s < min_seconds {min_seconds:g} s)", kind="too_short")
+    dbfs = _peak_dbfs(peak)
+    if dbfs <= SILENCE_DBFS:
+        what = "all samples are zero" if peak == 0 else f"peak {dbfs:.1f} dBFS"
+        raise AudioReadError(f"{path}: digital silence ({what}; silent means peak <= {SILENCE_DBFS:g} dBFS)",
+                             kind="silent")  # fmt: skip
+    return AudioCheck(duration=round(duration, 4), peak_dbfs=round(dbfs, 2))
+
+
+def check_audio(path: str | Path, min_seconds: float = MIN_SECONDS, block_frames: int = 1 << 20) -> AudioCheck:
+    """Decodes a whole file once (in blocks, at its own rate) and checks that it is usable.
+
+    A file is unusable when it cannot be decoded (``unreadable``), has no samples (``empty``), contains NaN or
+    infinite samples (``non_finite``), is shorter than ``min_seconds`` (``too_short``) or is digital silence
+    (``silent``: peak at or below :data:`SILENCE_DBFS`). A near-silent file (:attr:`AudioCheck.quiet`) is usable.
+
+    Args:
+        path: the audio file (any format libsndfile reads, or a video container).
+        min_seconds: the shortest usable duration.
+        block_frames: frames decoded at a time (bounds memory on long files).
+
+    Returns:
+        The file's duration and peak.
+
+    Raises:
+        AudioReadError: the file is unusable; ``kind`` says why.
+    """
+    if str(path).lower().endswith(VIDEO_SUFFIXES):
+        audio, rate = read_av_audio(path)
+        return check_waveform(path, audio, rate, min_seconds)
+    peak, frames = 0.0, 0
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            rate = handle.samplerate
+            while True:
+                block = handle.read(block_frames, dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                if not np.isfinite(block).all():
+                    raise AudioReadError(f"{path}: the audio contains NaN or infinite samples", kind="non_finite")
+                frames += block.shape[0]
+                peak = max(peak, float(np.abs(block).max()))
+    except AudioReadError:
+        raise
+    except Exception as err:  # LibsndfileError, RuntimeError, OSError...
+        raise AudioReadError(f"{path}: cannot read audio ({err})") from err
+    if frames == 0:
+        raise AudioReadError(f"{path}: the audio file is empty", kind="empty")
+    return _verdict(path, frames / rate if rate else 0.0, peak, min_seconds)
+
+
 def read_av_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Decodes the first audio track of a container (e.g. eNTERFACE's ``.avi``) with PyAV.
 
@@ -208,10 +326,10 @@ def read_audio(
     except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, OSError...
         raise AudioReadError(f"{path}: cannot read audio ({err})") from err
     if audio.shape[0] == 0 and not windowed:
-        raise AudioReadError(f"{path}: the audio file is empty")
+        raise AudioReadError(f"{path}: the audio file is empty", kind="empty")
     mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
     if not np.isfinite(mono).all():
-        raise AudioReadError(f"{path}: the audio contains NaN or infinite samples")
+        raise AudioReadError(f"{path}: the audio contains NaN or infinite samples", kind="non_finite")
     if rate != sample_rate and mono.size:
         mono = resample(mono, int(rate), sample_rate)
     if seconds is not None:

@@ -19,7 +19,17 @@ class ManifestError(CorpusError, ValueError):
 
 
 class AudioReadError(CorpusError, OSError):
-    """An audio file is unreadable, empty or corrupt (the message names the file)."""
+    """An audio file is unreadable, empty or corrupt (the message names the file).
+
+    Args:
+        message: what is wrong, naming the file.
+        kind: a short category for counting: ``unreadable``, ``empty``, ``non_finite``, ``too_short`` or
+            ``silent``.
+    """
+
+    def __init__(self, message: str, kind: str = "unreadable") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class LeakageError(CorpusError, AssertionError):

@@ -157,7 +157,9 @@ def test_test_and_predict_from_checkpoint(trained: dict[str, object], tiny_corpu
     with (Path(cli.trainer.log_dir) / "predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == results["sizes"]["test"]
-    assert set(rows[0]) == {"utt_id", "path", "predicted", "p_neutral", "p_happy", "p_angry", "p_sad"}
+    assert set(rows[0]) == {"utt_id", "path", "predicted", "p_neutral", "p_happy", "p_angry", "p_sad",
+                            "status", "error"}  # fmt: skip
+    assert all(r["status"] == "ok" and r["error"] == "" for r in rows)
     assert all(r["predicted"] in ("neutral", "happy", "angry", "sad") for r in rows)
     assert all(abs(sum(float(r[f"p_{c}"]) for c in ("neutral", "happy", "angry", "sad")) - 1) < 1e-4 for r in rows)
 

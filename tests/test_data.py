@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -360,3 +361,80 @@ def test_read_audio_decodes_the_audio_track_of_a_video_container(tmp_path: Path)
     (tmp_path / "broken.avi").write_bytes(b"RIFF0000AVI junk")
     with pytest.raises(AudioReadError, match="broken.avi"):
         read_audio(str(tmp_path / "broken.avi"), 16000)
+
+
+def speaker_rows(tmp_path: Path, speakers: list[str]) -> list[dict[str, str]]:
+    rows = []
+    for s, speaker in enumerate(speakers):
+        for label in ("calm", "angry"):
+            noise = np.random.default_rng(len(rows)).normal(size=4000).astype(np.float32) * 0.1
+            rows.append({"path": write(tmp_path / f"{s}_{label}.wav", noise, 8000).name, "label": label,
+                         "speaker": speaker})  # fmt: skip
+    return rows
+
+
+@pytest.mark.parametrize("with_root", [True, False])
+def test_editing_the_manifest_csv_changes_the_cached_split(tmp_path: Path, with_root: bool) -> None:
+    root = {"root": str(tmp_path)} if with_root else {}
+    rows = speaker_rows(tmp_path, ["spk1", "spk2", "spk3"])
+    path = make_manifest(tmp_path, rows)
+    first = ManifestDataModule(manifest=str(path), protocol="loso", fold=0, **root)
+    first.setup("fit")
+    key = first._fingerprint()
+    assert first.describe()["test_speakers"] == ["spk1"]
+    # the same audio files, only the speaker column edited: a stale cache would give the old split
+    path = make_manifest(tmp_path, [{**r, "speaker": "spk9" if r["speaker"] == "spk1" else r["speaker"]} for r in rows])
+    second = ManifestDataModule(manifest=str(path), protocol="loso", fold=0, **root)
+    assert second._fingerprint() != key
+    second.setup("fit")
+    assert second.describe()["test_speakers"] == ["spk2"]
+    assert sorted({r.speaker for r in second.records()}) == ["spk2", "spk3", "spk9"]
+    # unchanged inputs hit the cache (the same key)
+    third = ManifestDataModule(manifest=str(path), protocol="loso", fold=0, **root)
+    assert third._fingerprint() == second._fingerprint()
+
+
+def test_describe_carries_every_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightning.pytorch import seed_everything
+
+    path = make_manifest(tmp_path, speaker_rows(tmp_path, ["spk1", "spk2", "spk3"]))
+    data = ManifestDataModule(manifest=str(path), protocol="kfold", num_folds=3, seed=7)
+    data.setup("fit")
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    assert data.describe()["seeds"] == {"seed_everything": None, "data_seed": 7}
+    seed_everything(123)
+    assert data.describe()["seeds"] == {"seed_everything": 123, "data_seed": 7}
+
+
+def test_quiet_audio_is_kept_and_short_or_silent_audio_skipped_at_setup(tmp_path: Path) -> None:
+    rows = speaker_rows(tmp_path, ["spk1", "spk2", "spk3"])
+    write(tmp_path / "0_calm.wav", np.full(4000, 1e-4, dtype=np.float32), 8000)  # -80 dBFS: quiet, kept
+    write(tmp_path / "1_calm.wav", np.zeros(4000, dtype=np.float32), 8000)  # digital silence
+    write(tmp_path / "2_calm.wav", np.full(400, 0.1, dtype=np.float32), 8000)  # 50 ms
+    data = ManifestDataModule(manifest=str(make_manifest(tmp_path, rows)), protocol="kfold", num_folds=3)
+    data.setup("fit")
+    stamp = data.describe()
+    assert {Path(f["path"]).name: f["kind"] for f in stamp["skipped"]["files"]} == {"1_calm.wav": "silent",
+                                                                                   "2_calm.wav": "too_short"}
+    assert [Path(f["path"]).name for f in stamp["quiet"]["files"]] == ["0_calm.wav"]
+    assert stamp["audio_checks"]["min_seconds"] == 0.1
+    cached = ManifestDataModule(manifest=str(make_manifest(tmp_path, rows)), protocol="kfold", num_folds=3)
+    cached.setup("fit")  # from the manifest cache: the same verdicts
+    assert cached.describe()["skipped"] == stamp["skipped"] and cached.describe()["quiet"] == stamp["quiet"]
+    lenient = ManifestDataModule(manifest=str(make_manifest(tmp_path, rows)), protocol="kfold", num_folds=3,
+                                 min_seconds=0.01)  # fmt: skip
+    lenient.setup("fit")
+    assert [Path(f["path"]).name for f in lenient.describe()["skipped"]["files"]] == ["1_calm.wav"]
+
+
+def test_an_unknown_sentence_matches_no_sentence() -> None:
+    from ser_lightning.data.splits import make_split
+
+    records = [Utterance(f"/x/{s}_{i}.wav", "calm" if i % 2 else "angry", s, sentence="" if i < 2 else f"t{i}",
+                         checksum=f"{s}{i}") for s in ("a", "b", "c") for i in range(4)]  # fmt: skip
+    split = make_split(records, protocol="loso", fold=0)
+    assert split.stamp["shared_sentences"] is True  # t2, t3 are in train and test
+    unknown_only = [r if not r.sentence else replace(r, sentence=f"{r.speaker}-{r.sentence}") for r in records]
+    split = make_split(unknown_only, protocol="loso", fold=0)
+    assert split.stamp["shared_sentences"] is False  # only unknown sentences in common: not shared
+    assert split.stamp["unknown_sentence"] == 6

@@ -40,13 +40,13 @@ def test_replica_counts_labels_speakers_and_irregularities() -> None:
     module = data(cache_manifest=False)
     assert module.class_names == list(EMOTIONS) and module.num_classes == 6
     records = module.records()
-    assert len(records) == 30
-    assert count_by(records, "label") == {"anger": 6, "disgust": 5, "fear": 5, "happiness": 5, "sadness": 5,
+    assert len(records) == 31
+    assert count_by(records, "label") == {"anger": 7, "disgust": 5, "fear": 5, "happiness": 5, "sadness": 5,
                                           "surprise": 4}  # fmt: skip
-    assert count_by(records, "speaker") == {"subject 1": 7, "subject 11": 6, "subject 2": 6, "subject 3": 6,
+    assert count_by(records, "speaker") == {"subject 1": 7, "subject 11": 6, "subject 2": 6, "subject 3": 7,
                                             "subject 6": 5}  # fmt: skip
     assert {r.session for r in records} == {""}
-    assert len({r.utt_id for r in records}) == 30
+    assert len({r.utt_id for r in records}) == 31
     by_id = {r.utt_id: r for r in records}
     # The folder is authoritative: subject 11's files are named s12_*, one of subject 6's s16_*.
     assert by_id["s11_an_1"].speaker == "subject 11" and by_id["s11_an_1"].extra["file_name"] == "s12_an_1.avi"
@@ -60,12 +60,16 @@ def test_replica_counts_labels_speakers_and_irregularities() -> None:
     assert by_id["s3_an_1"].extra["file_name"] == "s_3_an_1.avi"
     assert by_id["s1_an_2"].sentence == "anger_2"
     assert all(r.duration == pytest.approx(0.25) and r.checksum for r in records)
-    assert module.irregular == {"subject_mismatch": 7, "emotion_mismatch": 1, "nonstandard_name": 7,
-                                "no_sentence_folder": 3, "extra_folder_level": 1, "capitalisation": 1}  # fmt: skip
+    # Valid labelled audio whose sentence cannot be told (no sentence folder, unparseable name) is loaded with
+    # an unknown sentence (it was skipped before).
+    assert by_id["s3_an_clip"].sentence == "" and by_id["s3_an_clip"].label == "anger"
+    assert by_id["s3_an_clip"].extra["irregular"] == "nonstandard_name,unknown_sentence"
+    assert module.irregular == {"subject_mismatch": 7, "emotion_mismatch": 1, "nonstandard_name": 8,
+                                "no_sentence_folder": 3, "extra_folder_level": 1, "capitalisation": 1,
+                                "unknown_sentence": 1}  # fmt: skip
     skipped = {Path(s["path"]).name: s["reason"] for s in module.skipped}
-    assert set(skipped) == {"notes.txt", "clip.avi", "s6_an_2.avi"}  # Thumbs.db is ignored silently
+    assert set(skipped) == {"notes.txt", "s6_an_2.avi"}  # Thumbs.db is ignored silently
     assert "not an .avi" in skipped["notes.txt"]
-    assert "cannot tell its sentence" in skipped["clip.avi"]
     assert "not inside an emotion folder" in skipped["s6_an_2.avi"]
 
 
@@ -77,11 +81,11 @@ def test_irregular_files_are_counted_in_describe_and_fail_when_strict(tmp_path: 
     module.setup("fit")
     stamp = module.describe()
     reasons = {Path(f["path"]).name: f["reason"] for f in stamp["skipped"]["files"]}
-    assert stamp["skipped"]["count"] == 5
+    assert stamp["skipped"]["count"] == 4  # clip.avi is loaded now (unknown sentence)
     assert "not inside an emotion folder" in reasons["s1_ne_1.avi"]  # no neutral class in eNTERFACE
     assert "cannot decode" in reasons["broken.avi"]
     assert stamp["irregular"]["subject_mismatch"] == 7
-    assert sum(stamp["sizes"].values()) == 30  # broken.avi: attributed by its folders, then unreadable
+    assert sum(stamp["sizes"].values()) == 31  # broken.avi: attributed by its folders, then unreadable
     with pytest.raises(AudioReadError, match="s1_ne_1.avi"):
         data(root, strict=True, cache_manifest=False).records()
 
@@ -100,7 +104,7 @@ def test_emotion_selection_drops_and_counts() -> None:
     module = data(emotions=["sadness", "anger"], cache_manifest=False)
     assert module.class_names == ["sadness", "anger"]
     records = module.records()
-    assert count_by(records, "label") == {"anger": 6, "sadness": 5}
+    assert count_by(records, "label") == {"anger": 7, "sadness": 5}
     assert module.dropped == {"disgust": 5, "fear": 5, "happiness": 5, "surprise": 4}
     module.setup("fit")
     assert module.describe()["dropped_labels"] == module.dropped
@@ -185,11 +189,29 @@ def test_cli_fast_dev_run(tmp_path: Path) -> None:
 def test_parse_enterface_reads_the_layout_without_a_datamodule() -> None:
     report = ParseReport()
     records = parse_enterface(REPLICA, report=report)
-    assert len(records) == 30 and {r.utt_id: r for r in records}["s11_an_1"].speaker == "subject 11"
-    assert report.irregular == {"subject_mismatch": 7, "emotion_mismatch": 1, "nonstandard_name": 7,
-                                "no_sentence_folder": 3, "extra_folder_level": 1, "capitalisation": 1}  # fmt: skip
-    assert {Path(s["path"]).name for s in report.skipped} >= {"notes.txt", "clip.avi", "s6_an_2.avi"}
+    assert len(records) == 31 and {r.utt_id: r for r in records}["s11_an_1"].speaker == "subject 11"
+    assert report.irregular == {"subject_mismatch": 7, "emotion_mismatch": 1, "nonstandard_name": 8,
+                                "no_sentence_folder": 3, "extra_folder_level": 1, "capitalisation": 1,
+                                "unknown_sentence": 1}  # fmt: skip
+    assert {Path(s["path"]).name for s in report.skipped} >= {"notes.txt", "s6_an_2.avi"}
     two = ParseReport()
     assert count_by(parse_enterface(REPLICA, emotions=["sadness", "anger"], report=two), "label") == {
-        "anger": 6, "sadness": 5}  # fmt: skip
+        "anger": 7, "sadness": 5}  # fmt: skip
     assert two.dropped == {"disgust": 5, "fear": 5, "happiness": 5, "surprise": 4}
+
+
+def test_subject_6_files_without_a_sentence_are_loaded_with_an_unknown_sentence(tmp_path: Path) -> None:
+    """The release's subject 6: files directly in the emotion folders, names that do not tell the sentence."""
+    root = copy_replica(tmp_path)
+    for n, name in enumerate(["sadness take 1.avi", "sadness take 2.avi"]):
+        load_generator().write_avi(root / "subject 6" / "sadness" / name, seed=600 + n)
+    module = data(root, protocol="loso", fold=4)  # test on subject 6
+    module.setup("fit")
+    stamp = module.describe()
+    unknown = [r for r in module.split.test if not r.sentence]
+    assert sorted(r.utt_id for r in unknown) == ["s6_sa_sadness-take-1", "s6_sa_sadness-take-2"]
+    assert all(r.label == "sadness" and r.speaker == "subject 6" for r in unknown)
+    assert stamp["test_speakers"] == ["subject 6"]
+    assert stamp["unknown_sentence"] == 3  # these two and subject 3's clip.avi
+    assert stamp["irregular"]["unknown_sentence"] == 3
+    assert not any(Path(f["path"]).name.startswith("sadness take") for f in stamp["skipped"]["files"])

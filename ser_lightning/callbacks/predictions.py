@@ -16,10 +16,12 @@ log = logging.getLogger(__name__)
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes one row per utterance: id, path, predicted class and the posterior of every class.
+    """Writes one row per file: id, path, predicted class, the posterior of every class, status and error.
 
-    The file is ``<run dir>/<filename>`` (one file per process under multi-device prediction:
-    ``predictions.rank<k>.csv``).
+    ``status`` is ``ok``, or ``error`` for a file that could not be used (unreadable, empty, NaN/Inf, too short,
+    silent): its ``error`` column says why (the same reason as the warning in the log) and its ``predicted`` and
+    posterior columns are empty. The file is ``<run dir>/<filename>`` (one file per process under multi-device
+    prediction: ``predictions.rank<k>.csv``).
 
     Args:
         filename: CSV file name.
@@ -44,13 +46,20 @@ class PredictionWriter(BasePredictionWriter):
         path = run_dir(trainer) / name
         class_names = list(getattr(pl_module, "class_names", []))
         batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
-        rows = 0
+        rows = errors = 0
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["utt_id", "path", "predicted", *(f"p_{c}" for c in class_names)])
+            writer.writerow(["utt_id", "path", "predicted", *(f"p_{c}" for c in class_names), "status", "error"])
             for batch in batches:
                 for i, utt in enumerate(batch["utt_id"]):
                     probs = batch["probs"][i].tolist()
-                    writer.writerow([utt, batch["path"][i], batch["predicted"][i], *(f"{p:.6f}" for p in probs)])
+                    writer.writerow([utt, batch["path"][i], batch["predicted"][i], *(f"{p:.6f}" for p in probs),
+                                     "ok", ""])  # fmt: skip
                     rows += 1
+                for item in batch.get("failed") or []:
+                    writer.writerow([item["utt_id"], item["path"], "", *([""] * len(class_names)), "error",
+                                     item["reason"]])  # fmt: skip
+                    errors += 1
+        if errors:
+            log.warning("%d of %d files could not be used (status 'error' in %s)", errors, rows + errors, path)
         log.info("wrote %d predictions to %s", rows, path)

@@ -7,18 +7,27 @@ every single-corpus DataModule derives from it.
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-import soundfile as sf
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
-from ser_lightning.audio import AUDIO_SUFFIXES, VIDEO_SUFFIXES, WaveformAugmentation, WaveformTransform, read_av_audio
+from ser_lightning.audio import (
+    AUDIO_SUFFIXES,
+    MIN_SECONDS,
+    QUIET_DBFS,
+    SILENCE_DBFS,
+    AudioCheck,
+    WaveformAugmentation,
+    WaveformTransform,
+    check_audio,
+)
 from ser_lightning.augment.vad import VoiceActivityTrimmer
 from ser_lightning.data.cache import (
     CachedManifest,
@@ -34,6 +43,32 @@ from ser_lightning.data.splits import Protocol, Split, make_split
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ProtocolError
 
 log = logging.getLogger(__name__)
+
+
+class SkippingDataLoader(DataLoader):
+    """A DataLoader that counts, in the main process, the utterances its dataset could not read.
+
+    Each batch of :func:`~ser_lightning.data.dataset.collate_utterances` lists the items that failed when read
+    (in a worker process or not) under ``failed``; they are recorded in the dataset's ``read_failures`` (the
+    main process' copy of the dataset, the one the DataModule describes) with a warning naming each file once.
+    A batch left empty is not yielded (a model step needs at least one utterance), unless the dataset's
+    ``keep_empty_batches`` is set (``predict`` writes a row for every failed file).
+    """
+
+    def __iter__(self):
+        dataset = self.dataset
+        failures = getattr(dataset, "read_failures", None)
+        keep_empty = getattr(dataset, "keep_empty_batches", False)
+        for batch in super().__iter__():
+            if isinstance(batch, dict) and batch.get("failed"):
+                for item in batch["failed"]:
+                    if failures is not None and item["path"] not in failures:
+                        log.warning("skipping %s: %s", item["path"], item["reason"])
+                        failures[item["path"]] = {"path": item["path"], "reason": item["reason"],
+                                                  "kind": item["kind"], "stage": "read"}  # fmt: skip
+                if len(batch.get("utt_id", ())) == 0 and not keep_empty:
+                    continue
+            yield batch
 
 
 def augmentation_stamp(augmentation: WaveformTransform | None) -> str | None:
@@ -68,8 +103,15 @@ class SERDataModule(LightningDataModule, ABC):
             repeat the model's segment; a value shorter than the model's segment is rejected. Evaluation
             always sees whole utterances.
         predict_paths: audio files or folders to predict on; by default ``predict`` runs on the test split.
-        strict: fail on the first unreadable, empty or corrupt audio file instead of skipping it (skips are
-            logged with the file's name and counted in ``describe`` and ``results.json``).
+        strict: fail on the first unusable audio file instead of skipping it. Skips are logged with the file's
+            name and reason and counted in ``describe`` and ``results.json`` (``skipped``: ``count``, ``files``;
+            ``skipped_by_kind``, ``skipped_at_read``); ``predict`` writes a row with ``status: error`` for each.
+            A file is unusable when it cannot be decoded (``unreadable``), has no samples (``empty``), has NaN or
+            infinite samples (``non_finite``), is shorter than ``min_seconds`` (``too_short``) or is digital
+            silence (``silent``: peak at or below -90 dBFS). Every file is decoded once at setup (the verdict is
+            cached with the manifest); a file that breaks after setup is skipped (and counted) when it is read.
+        min_seconds: the shortest usable utterance in seconds. Near-silent files (peak below -60 dBFS) are kept
+            with a warning and counted in ``describe()["quiet"]``: quiet speech is valid.
         cache_manifest: cache the parsed corpus (keyed by the root, the parsing arguments and every file's size
             and modification time) so that a second run starts at once.
         pin_memory: pin batches in page-locked memory (faster host-to-GPU copies).
@@ -103,6 +145,7 @@ class SERDataModule(LightningDataModule, ABC):
         pin_memory: bool = False,
         augmentation: WaveformAugmentation | None = None,
         vad_mode: int | None = None,
+        min_seconds: float = MIN_SECONDS,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
@@ -113,6 +156,8 @@ class SERDataModule(LightningDataModule, ABC):
             raise ValueError(f"sample_rate {sample_rate} Hz is implausibly low")
         if segment_seconds is not None and segment_seconds <= 0:
             raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
+        if min_seconds < 0:
+            raise ValueError(f"min_seconds must be >= 0, got {min_seconds}")
         if augmentation is not None and not callable(augmentation):
             raise ValueError(
                 f"augmentation must be a WaveformAugmentation (e.g. ser_lightning.augment.Recipe), got "
@@ -135,7 +180,11 @@ class SERDataModule(LightningDataModule, ABC):
         self.pin_memory = pin_memory
         self.augmentation = augmentation
         self.vad_mode = vad_mode
+        self.min_seconds = min_seconds
         self.skipped: list[dict[str, str]] = []
+        self.quiet: list[dict[str, object]] = []
+        """Near-silent files that were kept: ``{"path", "peak_dbfs"}``."""
+        self._read_failures: dict[str, dict[str, str]] = {}
         self.split: Split | None = None
         self.datasets: dict[str, Dataset] = {}
 
@@ -161,37 +210,35 @@ class SERDataModule(LightningDataModule, ABC):
     def build_split(self) -> Split:
         """The split of :meth:`records` into training, validation and test, checked for leakage."""
 
-    def probe_audio(self, path: str) -> float:
-        """Checks an audio file's header and returns its duration in seconds (0 when it has no frames).
+    def probe_audio(self, path: str) -> AudioCheck:
+        """Decodes an audio file once and checks that it is usable (:func:`~ser_lightning.audio.check_audio`).
 
-        Corpora whose audio soundfile cannot read (e.g. video containers) override this.
+        Corpora whose audio neither soundfile nor PyAV reads override this.
+
+        Returns:
+            The file's duration and peak level.
 
         Raises:
-            AudioReadError: the file cannot be opened as audio.
+            AudioReadError: the file is unusable (``kind``: ``unreadable``, ``empty``, ``non_finite``,
+                ``too_short``, ``silent``).
         """
-        if str(path).lower().endswith(VIDEO_SUFFIXES):
-            audio, rate = read_av_audio(path)
-            return audio.shape[0] / rate if rate else 0.0
-        try:
-            info = sf.info(path)
-        except Exception as err:
-            raise AudioReadError(f"{path}: cannot read audio ({err})") from err
-        return info.frames / info.samplerate if info.samplerate else 0.0
+        return check_audio(path, self.min_seconds)
 
-    def skip(self, path: str | Path, reason: str) -> None:
+    def skip(self, path: str | Path, reason: str, kind: str = "parse") -> None:
         """Records a file left out of the corpus, with a warning naming it (or raises under ``strict``).
 
         Args:
             path: the file.
             reason: why it is left out.
+            kind: the reason's category (``parse`` for a parser's skips; an audio check's ``kind``).
 
         Raises:
             AudioReadError: when ``strict`` is set.
         """
         if self.strict:
-            raise AudioReadError(f"{path}: {reason} (strict=True; set strict=False to skip such files)")
+            raise AudioReadError(f"{path}: {reason} (strict=True; set strict=False to skip such files)", kind)
         log.warning("skipping %s: %s", path, reason)
-        self.skipped.append({"path": str(path), "reason": reason})
+        self.skipped.append({"path": str(path), "reason": reason, "kind": kind})
 
     def parse_report(self) -> ParseReport:
         """A collector for a corpus parser whose skipped files go through :meth:`skip`."""
@@ -212,11 +259,13 @@ class SERDataModule(LightningDataModule, ABC):
         arousal/valence) override this and :attr:`collate_fn`. Only ``train`` is augmented.
         """
         preprocess = self.configure_preprocess()
+        checks = {"min_seconds": self.min_seconds, "strict": self.strict}
         if split == "train":
             segment = round(self.segment_seconds * self.sample_rate) if self.segment_seconds else None
             return UtteranceDataset(records, self.label_names, self.sample_rate, segment,
-                                    augment=self.configure_train_transform(), preprocess=preprocess)  # fmt: skip
-        return UtteranceDataset(records, self.label_names, self.sample_rate, preprocess=preprocess)
+                                    augment=self.configure_train_transform(), preprocess=preprocess,
+                                    **checks)  # fmt: skip
+        return UtteranceDataset(records, self.label_names, self.sample_rate, preprocess=preprocess, **checks)
 
     collate_fn = staticmethod(collate_utterances)
 
@@ -263,14 +312,18 @@ class SERDataModule(LightningDataModule, ABC):
         root = self.corpus_root()
         if root is None:
             return None
-        header = [type(self).__module__, type(self).__qualname__, str(root.resolve()),
-                  self.label_names, [repr(getattr(self, a)) for a in self.manifest_args]]  # fmt: skip
-        return corpus_fingerprint(root, header)
+        return corpus_fingerprint(root, self._fingerprint_header(root))
+
+    def _fingerprint_header(self, root: Path) -> list[object]:
+        """What the parsed, checked corpus depends on besides its files: class, root, labels, parsing arguments."""
+        return [type(self).__module__, type(self).__qualname__, str(root.resolve()), self.label_names,
+                [repr(getattr(self, a)) for a in self.manifest_args], repr(self.min_seconds)]  # fmt: skip
 
     def records(self) -> list[Utterance]:
-        """The corpus' checked utterances: parsed, audio headers probed, content-hashed, cached.
+        """The corpus' checked utterances: parsed, audio decoded and checked once, content-hashed, cached.
 
-        Files that cannot be read, are empty or corrupt are skipped (see :meth:`skip`). The result is cached in
+        Unusable files (unreadable, empty, non-finite, too short, silent: :meth:`probe_audio`) are skipped (see
+        :meth:`skip`); near-silent ones are kept and listed in :attr:`quiet`. The result is cached in
         ``<cache>/manifests/`` (:mod:`ser_lightning.data.cache`) and reused while no file under the corpus root
         changes.
         """
@@ -279,35 +332,39 @@ class SERDataModule(LightningDataModule, ABC):
         cached = read_manifest_cache(cache) if cache is not None else None
         if cached is not None:
             self.skipped = cached.skipped
+            self.quiet = cached.quiet
             if cached.dropped:
                 self.dropped = cached.dropped
             for item in self.skipped:
                 log.warning("skipping %s: %s", item["path"], item["reason"])
+            for item in self.quiet:
+                log.warning("near-silent audio kept: %s (peak %.1f dBFS)", item["path"], item["peak_dbfs"])
             if self.skipped and self.strict:
                 first = self.skipped[0]
                 raise AudioReadError(f"{first['path']}: {first['reason']} (strict=True)")
             return cached.records
         self.skipped = []
+        self.quiet = []
         checked = []
         for record in self.load_records():
             try:
-                duration = self.probe_audio(record.path)
+                found = self.probe_audio(record.path)
             except AudioReadError as err:
-                self.skip(record.path, str(err).split(": ", 1)[-1])
+                self.skip(record.path, str(err).split(": ", 1)[-1], getattr(err, "kind", "unreadable"))
                 continue
-            if duration <= 0:
-                self.skip(record.path, "the audio file is empty")
-                continue
+            if found.quiet:
+                log.warning("near-silent audio kept: %s (peak %.1f dBFS)", record.path, found.peak_dbfs)
+                self.quiet.append({"path": record.path, "peak_dbfs": found.peak_dbfs})
             checked.append(
                 replace(
                     record,
-                    duration=record.duration or round(duration, 4),
+                    duration=record.duration or round(found.duration, 4),
                     checksum=record.checksum or audio_checksum(record.path),
                 )
             )
         if cache is not None:
             dropped = dict(getattr(self, "dropped", {}) or {})
-            write_manifest_cache(cache, CachedManifest(checked, self.skipped, dropped))
+            write_manifest_cache(cache, CachedManifest(checked, self.skipped, dropped, list(self.quiet)))
         return checked
 
     # ----------------------------------------------------------------------------------------- lifecycle
@@ -320,7 +377,7 @@ class SERDataModule(LightningDataModule, ABC):
                 k: stamp[k]
                 for k in ("corpus", "speaker_independent", "shared_sentences", "test_speakers", "val_speakers", "sizes")
             }
-            split_stamp["skipped_files"] = len(self.skipped)
+            split_stamp["skipped_files"] = len(self.skipped)  # at setup (files failing later: results.json)
             # Logged with the run's hyperparameters (a speaker-dependent run says so there).
             self.save_hyperparameters({**self.hparams, "split": split_stamp})
             log.info(
@@ -334,9 +391,46 @@ class SERDataModule(LightningDataModule, ABC):
         self.datasets = {name: self.make_dataset(name, part) for name, part in self.split.parts().items()}
         if stage == "predict":
             self.datasets["predict"] = self._predict_dataset()
+        for dataset in self.datasets.values():  # one record of read failures, kept across setup() calls
+            if hasattr(dataset, "read_failures"):
+                dataset.read_failures = self._read_failures
+
+    def read_failures(self) -> list[dict[str, str]]:
+        """Utterances skipped when read (files that broke after setup), over every split, counted so far."""
+        return list(self._read_failures.values())
+
+    def skipped_stamp(self) -> dict[str, object]:
+        """The files left out, for ``describe()``.
+
+        Returns:
+            ``skipped`` (``count`` and ``files``: ``path``, ``reason``, ``kind``, and ``stage: read`` for a file
+            that failed after setup), ``skipped_by_kind`` (kind -> count) and ``skipped_at_read`` (how many of
+            them failed after setup).
+        """
+        at_read = [f for f in self.read_failures() if f["path"] not in {s["path"] for s in self.skipped}]
+        files = [*self.skipped, *at_read]
+        by_kind: dict[str, int] = {}
+        for item in files:
+            by_kind[item.get("kind", "parse")] = by_kind.get(item.get("kind", "parse"), 0) + 1
+        return {"skipped": {"count": len(files), "files": files}, "skipped_by_kind": dict(sorted(by_kind.items())),
+                "skipped_at_read": len(at_read)}  # fmt: skip
+
+    def seeds(self) -> dict[str, int | None]:
+        """Every seed of the run, for ``describe()["seeds"]``.
+
+        Returns:
+            ``seed_everything`` (Lightning's ``PL_GLOBAL_SEED``, set by ``seed_everything``, which the CLI calls;
+            ``None`` if it was not called) and ``data_seed`` (:attr:`seed`, the split's shuffles).
+        """
+        global_seed = os.environ.get("PL_GLOBAL_SEED")
+        return {"seed_everything": int(global_seed) if global_seed not in (None, "") else None,
+                "data_seed": self.seed}  # fmt: skip
 
     def describe(self) -> dict[str, object]:
-        """The run's data stamp: corpus, protocol, fold, class names, split sizes and speakers, augmentation, VAD."""
+        """The run's data stamp: corpus, protocol, fold, class names, split sizes and speakers, augmentation, VAD.
+
+        Also the files skipped (at setup and when read), the near-silent files kept, and every seed of the run.
+        """
         if self.split is None:
             raise RuntimeError("describe() needs setup() first")
         return {
@@ -345,10 +439,13 @@ class SERDataModule(LightningDataModule, ABC):
             **self.split.stamp,
             "class_counts": {name: count_by(part, "label") for name, part in self.split.parts().items()},
             "num_speakers": {name: len(unique(part, "speaker")) for name, part in self.split.parts().items()},
-            "skipped": {"count": len(self.skipped), "files": list(self.skipped)},
+            **self.skipped_stamp(),
+            "quiet": {"count": len(self.quiet), "files": list(self.quiet), "below_dbfs": QUIET_DBFS},
+            "audio_checks": {"min_seconds": self.min_seconds, "silent_at_or_below_dbfs": SILENCE_DBFS},
             "dropped_labels": dict(getattr(self, "dropped", {}) or {}),
             "augmentation": augmentation_stamp(self.augmentation),
             "vad_mode": self.vad_mode,
+            "seeds": self.seeds(),
         }
 
     def _predict_dataset(self) -> Dataset:
@@ -366,7 +463,10 @@ class SERDataModule(LightningDataModule, ABC):
         if not files:
             raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {self.predict_paths}")
         first = self.label_names[0]  # placeholder label: predict ignores it
-        return self.make_dataset("predict", [Utterance(str(p), first, "unknown", utt_id=p.stem) for p in files])
+        dataset = self.make_dataset("predict", [Utterance(str(p), first, "unknown", utt_id=p.stem) for p in files])
+        # Files are checked when read: each unusable one becomes a row with status "error" in predictions.csv.
+        dataset.keep_empty_batches = True
+        return dataset
 
     # ---------------------------------------------------------------------------------------- dataloaders
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
@@ -389,7 +489,7 @@ class SERDataModule(LightningDataModule, ABC):
                 )
             elif order is not None:
                 sampler = order
-        return DataLoader(
+        return SkippingDataLoader(
             dataset,
             batch_size=self.batch_size if training else self.eval_batch_size,
             shuffle=shuffle if sampler is None else False,

@@ -16,7 +16,8 @@ from ser_lightning.data.manifest import Utterance
 
 log = logging.getLogger(__name__)
 
-MANIFEST_CACHE_VERSION = 1
+MANIFEST_CACHE_VERSION = 2
+"""Bumped whenever what is cached changes (2: every file decoded and checked; near-silent files listed)."""
 _HASH_SPAN = 1 << 20
 
 
@@ -61,6 +62,26 @@ def corpus_fingerprint(root: Path, header: Sequence[object]) -> str:
     return digest.hexdigest()
 
 
+def files_fingerprint(paths: Sequence[str | Path], header: Sequence[object]) -> str:
+    """A key that changes whenever one of ``paths`` (its size, modification time or presence) or ``header`` does.
+
+    The key of a corpus listed file by file (a CSV manifest) rather than found under a root folder.
+
+    Args:
+        paths: every file the parsed corpus is read from (the manifest itself and each audio file).
+        header: what else the parsed corpus depends on.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps([MANIFEST_CACHE_VERSION, *header], default=str).encode())
+    for path in paths:
+        try:
+            st = os.stat(path)
+            digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
 def manifest_cache_path(corpus: str, key: str) -> Path:
     """The cache file of a corpus' parsed manifest under a fingerprint ``key``."""
     return cache_root() / "manifests" / f"{corpus}-{key}.json"
@@ -74,11 +95,13 @@ class CachedManifest:
         records: the checked utterances.
         skipped: ``{"path", "reason"}`` of every file left out.
         dropped: label -> number of utterances dropped because their label is not a class.
+        quiet: ``{"path", "peak_dbfs"}`` of every near-silent file kept.
     """
 
     records: list[Utterance]
     skipped: list[dict[str, str]] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
+    quiet: list[dict[str, object]] = field(default_factory=list)
 
 
 def read_manifest_cache(path: Path) -> CachedManifest | None:
@@ -91,6 +114,7 @@ def read_manifest_cache(path: Path) -> CachedManifest | None:
             records=[Utterance(**r) for r in payload["records"]],
             skipped=list(payload["skipped"]),
             dropped=dict(payload.get("dropped") or {}),
+            quiet=list(payload.get("quiet") or []),
         )
     except (KeyError, TypeError, json.JSONDecodeError):
         log.warning("ignoring the unreadable manifest cache %s", path)
@@ -103,6 +127,6 @@ def write_manifest_cache(path: Path, manifest: CachedManifest) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
         payload = {"records": [asdict(r) for r in manifest.records], "skipped": manifest.skipped,
-                   "dropped": dict(manifest.dropped)}  # fmt: skip
+                   "dropped": dict(manifest.dropped), "quiet": list(manifest.quiet)}  # fmt: skip
         json.dump(payload, handle)
     os.replace(tmp, path)

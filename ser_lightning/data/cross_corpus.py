@@ -157,6 +157,7 @@ class CrossCorpusDataModule(SERDataModule):
                 )
             )
         self.skipped.extend(module.skipped)
+        self.quiet.extend(module.quiet)
         return out
 
     def load_records(self) -> list[Utterance]:
@@ -166,12 +167,12 @@ class CrossCorpusDataModule(SERDataModule):
 
     def records(self) -> list[Utterance]:
         """The harmonised records (each corpus is probed and cached by its own module)."""
-        self.skipped = []
+        self.skipped, self.quiet = [], []
         return self.load_records()
 
     def build_split(self) -> Split:
         """All of the source for training; the target's speakers drawn into selection and test."""
-        self.skipped, self.dropped = [], {}
+        self.skipped, self.dropped, self.quiet = [], {}, []
         source = self._mapped(self.source, "source")
         target = self._mapped(self.target, "target")
         speakers = unique(target, "speaker")

@@ -9,10 +9,28 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ser_lightning.audio import WaveformTransform, read_audio
+from ser_lightning.audio import WaveformTransform, check_waveform, read_audio
 from ser_lightning.data.manifest import Utterance
+from ser_lightning.errors import AudioReadError
 
 log = logging.getLogger(__name__)
+
+
+def failed_item(record: Utterance, index: int, err: AudioReadError) -> dict[str, object]:
+    """The marker a dataset returns for an utterance it cannot read: the collate function drops it and reports it.
+
+    Args:
+        record: the utterance.
+        index: its index in the dataset.
+        err: why it cannot be read.
+
+    Returns:
+        ``{"failed": True, "path", "utt_id", "index", "reason", "kind"}``.
+    """
+    reason = str(err).split(": ", 1)[-1] if str(err).startswith(str(record.path)) else str(err)
+    return {"failed": True, "path": record.path, "utt_id": record.utt_id, "index": index, "reason": reason,
+            "kind": getattr(err, "kind", "unreadable")}  # fmt: skip
+
 
 class UtteranceDataset(Dataset):
     """Utterances as waveforms, with optional preprocessing, random training crops and waveform augmentation.
@@ -28,6 +46,13 @@ class UtteranceDataset(Dataset):
         augment: a waveform augmentation applied before cropping (training only).
         preprocess: a deterministic waveform transform applied right after reading (any split), e.g.
             :class:`~ser_lightning.augment.vad.VoiceActivityTrimmer`.
+        min_seconds: the shortest usable utterance (see :func:`~ser_lightning.audio.check_waveform`).
+        strict: raise on an utterance that cannot be read instead of returning a marker item.
+
+    An utterance that cannot be read when an item is fetched (a file that broke after setup; empty, non-finite,
+    too short or silent audio) does not raise: the item is a marker (:func:`failed_item`) that
+    :func:`collate_utterances` drops and lists in the batch's ``failed``, so that the main process counts it
+    (worker processes' state does not survive them). Under ``strict`` it raises :class:`AudioReadError`.
     """
 
     def __init__(
@@ -38,8 +63,17 @@ class UtteranceDataset(Dataset):
         segment_samples: int | None = None,
         augment: WaveformTransform | None = None,
         preprocess: WaveformTransform | None = None,
+        min_seconds: float = 0.0,
+        strict: bool = False,
     ) -> None:
         self.records = list(records)
+        self.min_seconds = min_seconds
+        self.strict = strict
+        self.keep_empty_batches = False
+        """Whether a batch whose every item failed is still yielded by the loader (``predict`` lists them)."""
+        self.read_failures: dict[str, dict[str, str]] = {}
+        """Utterances that failed when read (path -> ``{"path", "reason", "kind"}``), filled in the main process
+        by the loader from the batches' ``failed`` lists."""
         self.class_index = {name: i for i, name in enumerate(class_names)}
         unknown = sorted({r.label for r in self.records} - set(self.class_index))
         if unknown:
@@ -54,7 +88,13 @@ class UtteranceDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, object]:
         record = self.records[index]
-        audio = read_audio(record.path, self.sample_rate)
+        try:
+            audio = read_audio(record.path, self.sample_rate)
+            check_waveform(record.path, audio, self.sample_rate, self.min_seconds)
+        except AudioReadError as err:
+            if self.strict:
+                raise AudioReadError(f"{err} (strict=True; set strict=False to skip such files)", err.kind) from err
+            return failed_item(record, index, err)
         if self.preprocess is not None:
             audio = np.asarray(self.preprocess(audio, self.sample_rate), dtype=np.float32)
         if self.augment is not None:
@@ -82,10 +122,13 @@ def collate_utterances(items: Sequence[dict[str, object]]) -> dict[str, object]:
 
     Returns:
         A batch: ``waveform`` [B, T] float32, ``length`` [B] int64, ``label`` [B] int64, ``index`` [B] int64,
-        and lists ``speaker``, ``utt_id``, ``path``.
+        lists ``speaker``, ``utt_id``, ``path``, and ``failed``: the ``{"path", "utt_id", "reason", "kind"}`` of
+        the marker items (:func:`failed_item`) that were dropped. ``B`` is 0 when every item failed.
     """
+    failed = [{k: str(item[k]) for k in ("path", "utt_id", "reason", "kind")} for item in items if item.get("failed")]
+    items = [item for item in items if not item.get("failed")]
     lengths = torch.tensor([int(item["length"]) for item in items], dtype=torch.long)
-    waveform = torch.zeros(len(items), int(lengths.max()))
+    waveform = torch.zeros(len(items), int(lengths.max()) if items else 0)
     for row, item in enumerate(items):
         waveform[row, : int(item["length"])] = item["waveform"]
     return {
@@ -96,4 +139,5 @@ def collate_utterances(items: Sequence[dict[str, object]]) -> dict[str, object]:
         "speaker": [item["speaker"] for item in items],
         "utt_id": [item["utt_id"] for item in items],
         "path": [item["path"] for item in items],
+        "failed": failed,
     }

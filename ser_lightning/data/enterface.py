@@ -46,8 +46,13 @@ class ENTERFACEDataModule(CorpusDataModule):
     the subject and emotion come from the ``subject N`` and emotion folders, the sentence from the
     ``sentence K`` folder (from the file name only when there is none). A name that disagrees with its folders
     is kept under the folders' values, logged at INFO and counted in :attr:`irregular` (reported by
-    :meth:`describe`). Files that cannot be attributed (outside an emotion folder, an unparseable name without
-    a ``sentence K`` folder, non-video files) are skipped with a warning and counted (``describe()["skipped"]``).
+    :meth:`describe`). A file in an emotion folder whose sentence cannot be told (no ``sentence K`` folder and a
+    name that is not ``sN_<code>_K``, as in the release's subject 6) is valid labelled audio: it is loaded with
+    an unknown (empty) sentence, counted as ``unknown_sentence`` in :attr:`irregular` and in the split's stamp
+    (``describe()["unknown_sentence"]``), and its utterance id ends in its file name
+    (``s<N>_<code>_<name>``). An unknown sentence matches no sentence in the leakage checks
+    (:func:`~ser_lightning.data.splits.make_split`). Files that cannot be attributed (outside an emotion
+    folder, non-video files) are skipped with a warning and counted (``describe()["skipped"]``).
 
     Speakers are the subjects (``subject N``; gender is not documented); sentences are ``<emotion>_<K>`` (each
     emotion has its own five sentences); there are no sessions, so ``loso`` validates on the next subject.
@@ -187,6 +192,11 @@ def parse_enterface(
     return records
 
 
+def _slug(text: str) -> str:
+    """A file stem made safe for an utterance id (runs of other characters become ``-``)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
+
+
 def _attribute(subject: int, subject_dir: Path, path: Path, corpus: str, report: ParseReport) -> Utterance | None:
     """The record of one file under a subject folder, or None (skipped or silently ignored)."""
     name = path.name
@@ -207,9 +217,6 @@ def _attribute(subject: int, subject_dir: Path, path: Path, corpus: str, report:
     stem = path.stem
     parsed = _LENIENT_NAME.match(stem)
 
-    if folder_sentence is None and parsed is None:
-        report.skip(path, "cannot tell its sentence: no `sentence K` folder and the name is not sN_<code>_K")
-        return None
     flags = []
 
     def note(kind: str, detail: str) -> None:
@@ -220,7 +227,9 @@ def _attribute(subject: int, subject_dir: Path, path: Path, corpus: str, report:
         note("nonstandard_name", f"{name!r} is not s{subject}_{CODE_OF[emotion]}_K.avi")
     if any(f != f.lower() for f in (subject_dir.name, *folders)) or name != name.lower():
         note("capitalisation", "upper-case letters in the folder or file name")
-    if folder_sentence is None:
+    if folder_sentence is None and parsed is None:
+        note("unknown_sentence", "no `sentence K` folder and the name is not sN_<code>_K: loaded, sentence unknown")
+    elif folder_sentence is None:
         note("no_sentence_folder", "the file lies in its emotion folder; sentence taken from the name")
     extra_levels = len(below) - (1 if sentence_at is not None else 0) + (emotion_at)
     if extra_levels:
@@ -233,8 +242,10 @@ def _attribute(subject: int, subject_dir: Path, path: Path, corpus: str, report:
             note("emotion_mismatch", f"named {EMOTION_CODES[name_code]}, kept as {emotion} (its folder)")
         if folder_sentence is not None and name_sentence != folder_sentence:
             note("sentence_mismatch", f"named sentence {name_sentence}, kept as sentence {folder_sentence}")
-    sentence = folder_sentence if folder_sentence is not None else int(parsed.group(3))  # type: ignore[union-attr]
-    extra = {"file_name": name, "sentence_number": str(sentence)}
+    sentence: int | None = folder_sentence if folder_sentence is not None else (
+        int(parsed.group(3)) if parsed is not None else None
+    )
+    extra = {"file_name": name, "sentence_number": "" if sentence is None else str(sentence)}
     if flags:
         extra["irregular"] = ",".join(flags)
     return Utterance(
@@ -242,8 +253,8 @@ def _attribute(subject: int, subject_dir: Path, path: Path, corpus: str, report:
         label=emotion,
         speaker=f"subject {subject}",
         session="",
-        sentence=f"{emotion}_{sentence}",
+        sentence="" if sentence is None else f"{emotion}_{sentence}",
         corpus=corpus,
-        utt_id=f"s{subject}_{CODE_OF[emotion]}_{sentence}",
+        utt_id=f"s{subject}_{CODE_OF[emotion]}_{_slug(stem) if sentence is None else sentence}",
         extra=extra,
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.cache import files_fingerprint
 from ser_lightning.data.manifest import Utterance, read_manifest_csv, unique
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
@@ -16,6 +18,9 @@ class ManifestDataModule(CorpusDataModule):
     Columns ``path,label,speaker`` are required; ``session``, ``sentence``, ``duration``, ``utt_id`` are
     optional; other columns are kept as metadata. Relative audio paths are resolved against ``root``
     (default: the manifest's folder).
+
+    The manifest cache key sees every input: the CSV's path, size, modification time and content hash, and the
+    size and modification time of every audio file it lists (so editing e.g. its speaker column re-parses it).
 
     Args:
         manifest: the CSV file.
@@ -45,6 +50,14 @@ class ManifestDataModule(CorpusDataModule):
         self._class_names = list(classes) if classes else unique(self._read(), "label")
         if len(self._class_names) < 2:
             raise ManifestError(f"{self.manifest}: need at least two classes, found {self._class_names}")
+
+    def _fingerprint(self) -> str | None:
+        """The manifest cache key: the CSV (path, size, mtime, content hash), its audio files, the parsing arguments."""
+        csv_bytes = self.manifest.read_bytes()
+        root = Path(self.root).expanduser() if self.root else self.manifest.parent
+        header = [*self._fingerprint_header(root), str(self.manifest.resolve()),
+                  hashlib.blake2b(csv_bytes, digest_size=16).hexdigest()]  # fmt: skip
+        return files_fingerprint([str(self.manifest.resolve()), *(r.path for r in self._read())], header)
 
     def _read(self) -> list[Utterance]:
         if self._records is None:

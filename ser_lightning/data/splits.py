@@ -132,7 +132,11 @@ def make_split(
             stamp says so.
 
     Returns:
-        The split, checked by :func:`check_split`.
+        The split, checked by :func:`check_split`. Its stamp says ``shared_sentences`` (whether train and test
+        share a scripted sentence) and, on a corpus whose utterances have sentences, ``unknown_sentence`` (how
+        many utterances have none, e.g. eNTERFACE files that cannot be attributed to a sentence). An unknown
+        (empty) sentence matches no sentence, not even another unknown one: such utterances never make
+        ``shared_sentences`` true, since nothing says that they share a text.
 
     Raises:
         ProtocolError: unknown protocol, fold out of range, or too few speakers/sessions.
@@ -221,8 +225,11 @@ def make_split(
     stamp["sizes"] = {name: len(part) for name, part in split.parts().items()}
     if has_sessions and protocol in ("kfold", "holdout") and unit == "speaker" and not speaker_dependent:
         stamp["sessions_shared_allowed"] = True
+    # An unknown (empty) sentence matches none: only known sentences can be shared.
     sentences = {r.sentence for r in split.train if r.sentence} & {r.sentence for r in split.test if r.sentence}
     stamp["shared_sentences"] = bool(sentences)
+    if any(r.sentence for r in records):
+        stamp["unknown_sentence"] = sum(1 for part in split.parts().values() for r in part if not r.sentence)
     split.stamp = stamp
     check_split(split)
     if speaker_dependent:

@@ -354,12 +354,22 @@ class SERClassificationTask(SERTask):
         )
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Utterance-level posteriors and predicted class names."""
-        probs = self(batch["waveform"], batch["length"])
+        """Utterance-level posteriors and predicted class names, and the files of the batch that failed to read.
+
+        ``failed`` (the batch's unreadable files, ``{"path", "utt_id", "reason", "kind"}``) is passed through so
+        that :class:`~ser_lightning.callbacks.PredictionWriter` writes a row with ``status: error`` for each; a
+        batch whose every file failed has no utterance to run the network on.
+        """
+        failed = list(batch.get("failed") or [])
+        if len(batch["utt_id"]) == 0:
+            probs = torch.zeros(0, self.num_classes)
+        else:
+            probs = self(batch["waveform"], batch["length"]).cpu()
         predicted = probs.argmax(dim=-1)
         return {
             "utt_id": batch["utt_id"],
             "path": batch["path"],
-            "probs": probs.cpu(),
+            "probs": probs,
             "predicted": [self.class_names[i] for i in predicted.tolist()],
+            "failed": failed,
         }

@@ -9,8 +9,8 @@ irregularities:
 * subjects 4 and 5 missing, ``subject 6`` without a ``surprise`` folder;
 * ``subject 2``: ``fear`` and ``sadness`` files directly in the emotion folder (no ``sentence K`` level), and
   ``s2_su_1avi.avi`` (a lost dot) in ``surprise`` without a sentence folder either;
-* ``subject 3``: every file named ``s_3_<code>_K.avi``; an unattributable ``anger/clip.avi`` (no sentence folder,
-  no parseable name: skipped);
+* ``subject 3``: every file named ``s_3_<code>_K.avi``; ``anger/clip.avi`` (no sentence folder,
+  no parseable name: loaded with an unknown sentence, as the release's subject 6);
 * ``subject 6``: ``anger/sentence 1/s16_an_1.avi`` (named after subject 16), ``fear/sentence 1/avi/s6_fe_1.avi``
   (an extra folder level), ``Happiness/sentence 1/S6_HA_1.AVI`` (capitalisation), and ``s6_an_2.avi`` directly in
   the subject folder (no emotion folder: skipped);
