@@ -50,13 +50,14 @@ test_trainer.__test__ = False  # type: ignore[attr-defined]  # a helper, not a t
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_corpus: Path) -> DenseHighway:
+def trained(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> DenseHighway:
     """A narrow DenseHighway trained for a few epochs on the tiny corpus (about 25 s on 2 CPU cores)."""
     pl.seed_everything(0, verbose=False)
     dm = datamodule(tiny_corpus.parent)
     model = DenseHighway(num_classes=4, class_names=dm.class_names, growth_rate=4, block_layers=2)
     trainer = pl.Trainer(max_epochs=8, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+                         enable_model_summary=False, limit_val_batches=0,
+                         default_root_dir=tmp_path_factory.mktemp("trained"))  # fmt: skip
     trainer.fit(model, dm)
     return model.eval()
 
