@@ -223,7 +223,7 @@ class NoiseRobustness(TestSetRobustness):
     table into ``results.json`` under ``noise_robustness``; every row carries its ``stamp``.
 
     Five DEMAND environments as in Latif et al. (2020): ``bank=FolderNoiseBank(root=..., layout="demand")``
-    with ``categories=["DKITCHEN", "PPARK", "PSTATION", "STRAFFIC", "PCAFETER"]`` and either ``part="all"``
+    with ``categories=["DKITCHEN", "NPARK", "PSTATION", "STRAFFIC", "PCAFETER"]`` and either ``part="all"``
     (when training uses no DEMAND noise) or ``eval_units`` naming them (the others are the ``train`` part).
 
     Args:
@@ -256,7 +256,7 @@ class NoiseRobustness(TestSetRobustness):
         unknown = [c for c in self.categories if c not in self.bank.categories]
         if unknown:
             raise ValueError(
-                f"noise categories {unknown} are not in the {self.part!r} part of the {type(self.bank).__name__}; "
+                f"noise categories {unknown} are not in the {type(self.bank).__name__} ({self.part!r} part); "
                 f"available: {list(self.bank.categories)}"
             )
         slugs = [category_slug(c) for c in self.categories]
