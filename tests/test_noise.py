@@ -207,3 +207,112 @@ def test_missing_root_and_empty(tmp_path: Path) -> None:
     _write(tmp_path / "musan" / "music" / "m.wav")
     with pytest.raises(FileNotFoundError, match="no noise files found"):
         FolderNoiseBank(tmp_path / "musan", layout="demand")
+
+
+# --- disjoint train / eval parts --------------------------------------------------------------------------
+
+
+def _windows(signals: list[np.ndarray], width: int = 8) -> set[bytes]:
+    """Every run of ``width`` consecutive float32 samples, as bytes (a shared segment shares its windows)."""
+    out: set[bytes] = set()
+    for x in signals:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        out.update(x[i : i + width].tobytes() for i in range(len(x) - width + 1))
+    return out
+
+
+@pytest.mark.parametrize("category", ["white", "pink", "brown", "traffic"])
+def test_procedural_train_and_eval_parts_never_share_samples(category: str) -> None:
+    train, evaluation = ProceduralNoiseBank(part="train"), ProceduralNoiseBank(part="eval")
+    # The worst case: both parts driven by the very same caller generators.
+    a = [train.sample(category, 4000, SR, np.random.default_rng(seed)) for seed in range(40)]
+    b = [evaluation.sample(category, 4000, SR, np.random.default_rng(seed)) for seed in range(40)]
+    assert not _windows(a) & _windows(b)
+    # Each part is itself deterministic, and its seed space differs from the unsplit bank's.
+    np.testing.assert_array_equal(a[0], train.sample(category, 4000, SR, np.random.default_rng(0)))
+    whole = ProceduralNoiseBank().sample(category, 4000, SR, np.random.default_rng(0))
+    assert not np.array_equal(whole, a[0]) and not np.array_equal(whole, b[0])
+
+
+def test_babble_talkers_are_disjoint_from_each_other_and_from_every_en_speaker(tiny_corpus: Path) -> None:
+    from ser_lightning.synth import VOICE_SETS, read_manifest
+
+    bank = ProceduralNoiseBank(cache_dir=tiny_corpus.parent)
+    train, evaluation = set(bank.babble_speakers("train")), set(bank.babble_speakers("eval"))
+    assert train and evaluation and not train & evaluation
+    assert train | evaluation == set(bank.babble_speakers("all"))
+    en = VOICE_SETS["en"].speakers  # every speaker of every size of the en corpus (tiny, default, large)
+    babble = [s for s in VOICE_SETS[bank.babble_voice_set].speakers if s.speaker_id in train | evaluation]
+    assert len(babble) == len(train | evaluation)
+    assert not {s.speaker_id for s in babble} & {s.speaker_id for s in en}
+    assert not {s.voice for s in babble} & {s.voice for s in en}  # other language voices (de, not en-*)
+    assert not {(s.voice, s.variant) for s in babble} & {(s.voice, s.variant) for s in en}
+    # ... and none of them speaks in the embedded corpus the tests and the main job's fold use.
+    assert not {row["speaker"] for row in read_manifest(tiny_corpus)} & (train | evaluation)
+    # The two parts' babble buffers share no segment.
+    a = bank.with_part("train").babble_buffer(SR)
+    b = bank.with_part("eval").babble_buffer(SR)
+    assert not _windows([a[::7]]) & _windows([b[::7]])  # (every 7th sample keeps the test fast)
+    assert not _windows([a[: 2 * SR]]) & _windows([b])
+
+
+def test_babble_talkers_of_a_part(tiny_corpus: Path) -> None:
+    bank = ProceduralNoiseBank(part="train", babble_talkers=99, cache_dir=tiny_corpus.parent)
+    with pytest.raises(ValueError, match="babble_talkers=99"):
+        bank.sample("babble", 100, SR, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="unknown noise part"):
+        ProceduralNoiseBank(part="test")  # type: ignore[arg-type]
+
+
+def _demand(root: Path, envs: list[str], channels: int = 16) -> None:
+    for e, env in enumerate(envs):
+        for ch in range(1, channels + 1):
+            _write(root / env / f"ch{ch:02d}.wav", seconds=0.05, seed=100 * e + ch)
+
+
+def test_demand_split_keeps_every_channel_of_an_environment_on_one_side(tmp_path: Path) -> None:
+    envs = ["DKITCHEN", "DLIVING", "DWASHING", "NFIELD", "NPARK", "NRIVER", "OHALLWAY", "OMEETING", "OOFFICE",
+            "PCAFETER", "PRESTO", "PSTATION", "SPSQUARE", "STRAFFIC", "TBUS", "TCAR", "TMETRO"]  # fmt: skip
+    _demand(tmp_path, envs)
+    whole = FolderNoiseBank(tmp_path, layout="demand")
+    split = whole.split()
+    assert sorted(split) == envs and set(split.values()) == {"train", "eval"}
+    held_out = sorted(u for u, p in split.items() if p == "eval")
+    assert 1 <= len(held_out) <= 8  # about 20 % of 17
+    for channel in (1, 7, 16):
+        train = FolderNoiseBank(tmp_path, layout="demand", channel=channel, part="train")
+        evaluation = FolderNoiseBank(tmp_path, layout="demand", channel=channel, part="eval")
+        assert evaluation.categories == held_out  # the same environments whatever the channel
+        assert sorted(train.categories + evaluation.categories) == envs
+        for env in envs:  # no recording (any of its 16 channels) on both sides
+            assert not train.recordings(env) & evaluation.recordings(env)
+        with pytest.raises(FileNotFoundError, match="other part"):
+            train.files(held_out[0])
+    assert FolderNoiseBank(tmp_path, layout="demand", split_seed=0).split() == split  # deterministic
+    named = FolderNoiseBank(tmp_path, layout="demand", part="eval", eval_units=["DKITCHEN", "TCAR"])
+    assert named.categories == ["DKITCHEN", "TCAR"]
+    with pytest.raises(ValueError, match="not units"):
+        FolderNoiseBank(tmp_path, layout="demand", eval_units=["NOPE"])
+
+
+def test_folder_split_is_by_file_and_draws_never_cross(tmp_path: Path) -> None:
+    for i in range(20):
+        _write(tmp_path / "noise" / "free-sound" / f"noise-{i:04d}.wav", seconds=0.25, seed=i)
+        _write(tmp_path / "music" / f"music-{i:04d}.wav", seconds=0.25, seed=1000 + i)
+    _write(tmp_path / "speech" / "only-one.wav", seconds=0.25, seed=5000)
+    train = FolderNoiseBank(tmp_path, layout="musan", part="train")
+    evaluation = FolderNoiseBank(tmp_path, layout="musan", part="eval")
+    assert train.categories == ["music", "noise", "speech"] and evaluation.categories == ["music", "noise"]
+    for category in ("music", "noise"):
+        a, b = set(train.files(category)), set(evaluation.files(category))
+        assert not a & b and len(a | b) == 20 and 1 <= len(b) <= 8
+        assert not train.recordings(category) & evaluation.recordings(category)
+        drawn_a = [train.sample(category, 1000, SR, np.random.default_rng(s)) for s in range(30)]
+        drawn_b = [evaluation.sample(category, 1000, SR, np.random.default_rng(s)) for s in range(30)]
+        assert not _windows(drawn_a) & _windows(drawn_b)
+    assert train.split() == evaluation.split() == FolderNoiseBank(tmp_path, layout="musan").split()
+    assert "noise/free-sound/noise-0000.wav" in train.split()  # units are paths relative to the root
+    everything = FolderNoiseBank(tmp_path, layout="musan", part="eval", eval_fraction=1.0)
+    assert len(everything.files("noise")) == 20
+    with pytest.raises(ValueError, match="eval_fraction"):
+        FolderNoiseBank(tmp_path, layout="musan", eval_fraction=1.5)

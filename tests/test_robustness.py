@@ -135,6 +135,12 @@ def test_suite_logs_every_key_and_writes_tables(suite: dict[str, Any]) -> None:
     assert all(int(r["num_utterances"]) == results["num_test_utterances"] for r in rows)
     cell = next(r for r in rows if r["noise"] == "babble" and float(r["snr_db"] or "nan") == 10.0)
     assert float(cell["ua"]) == pytest.approx(metrics["test_ua_babble_snr10db"])
+    # Held-out noise, stamped against the run's (absent) training augmentation, in every table.
+    assert noise["part"] == "eval" and noise["bank"]["part"] == "eval"
+    assert noise["training_noise"] == [] and noise["stamps"] == dict.fromkeys(NOISES, "mismatched")
+    assert [r["stamp"] for r in rows] == [""] + ["mismatched"] * (len(NOISES) * len(SNRS) + len(SNRS))
+    assert [r["stamp"] for r in noise["rows"]] == [None] + ["mismatched"] * (len(rows) - 1)
+    assert json.loads((run / "noise_robustness.json").read_text())["stamps"] == noise["stamps"]
     adversarial = results["adversarial_robustness"]
     assert [r["attack"] for r in adversarial["rows"]] == ["none", "fgsm", "bim"]
     assert adversarial["epsilon"] == 0.08 and adversarial["bim_steps"] == 10

@@ -1,13 +1,18 @@
 """Data augmentation: on-the-fly waveform recipes, voice-activity trimming, noise at a given SNR and noise banks."""
 
 from ser_lightning.augment.noise import (
+    DEFAULT_EVAL_FRACTION,
+    PARTS,
     FolderNoiseBank,
     NoiseBank,
+    NoisePart,
     ProceduralNoiseBank,
     achieved_snr,
     coloured_noise,
     fit_length,
     mix_at_snr,
+    part_seed,
+    parts_overlap,
 )
 from ser_lightning.augment.recipes import (
     RECIPES,
@@ -27,12 +32,15 @@ from ser_lightning.augment.recipes import (
 from ser_lightning.augment.vad import VoiceActivityTrimmer
 
 __all__ = [
+    "DEFAULT_EVAL_FRACTION",
+    "PARTS",
     "RECIPES",
     "BankNoise",
     "Chain",
     "FolderNoiseBank",
     "Identity",
     "NoiseBank",
+    "NoisePart",
     "OneOf",
     "PeakScaledGaussianNoise",
     "PitchShift",
@@ -48,4 +56,6 @@ __all__ = [
     "coloured_noise",
     "fit_length",
     "mix_at_snr",
+    "part_seed",
+    "parts_overlap",
 ]

@@ -27,7 +27,7 @@ name                        what one draw does
                             Gaussian noise, std = 0.01 x U(0, 1) x peak amplitude
 ``sp``                      Latif et al. 2020 / Ko et al. (2015): speed perturbation, factor drawn from {0.9, 1.0, 1.1}
                             (the original and the paper's two copies; tempo and pitch change together)
-``noise``                   procedural noise bank (white, pink, brown, babble, traffic) at an SNR of U(0, 20) dB
+``noise``                   procedural noise bank, ``train`` part (white, pink, brown, babble, traffic), SNR U(0, 20) dB
 ``reverb``                  synthetic exponentially decaying reverberation, RT60 U(0.2, 0.8) s
 ==========================  =======================================================================================
 
@@ -49,7 +49,7 @@ from scipy.signal import fftconvolve
 from torchaudio import functional as taf
 
 from ser_lightning.audio import WaveformAugmentation
-from ser_lightning.augment.noise import NoiseBank, ProceduralNoiseBank, mix_at_snr
+from ser_lightning.augment.noise import NoiseBank, NoisePart, ProceduralNoiseBank, mix_at_snr, resolve_part
 
 log = logging.getLogger(__name__)
 
@@ -254,11 +254,16 @@ class BankNoise(WaveformAugmentation):
     Each draw picks a category uniformly, samples noise from the bank at the waveform's rate and mixes it at the
     drawn SNR over the whole utterance. Silent input (zero power: the SNR is undefined) is returned unchanged.
 
+    The bank is bound to a part (see :mod:`ser_lightning.augment.noise`): by default ``train``, which shares no
+    noise with the ``eval`` part that :class:`~ser_lightning.callbacks.NoiseRobustness` evaluates on.
+
     Args:
         bank: the noise bank (default: a :class:`~ser_lightning.augment.noise.ProceduralNoiseBank`).
-        categories: the categories to draw from (default: all of the bank's).
+        categories: the categories to draw from (default: all of the bank's part).
         snr_db: SNR range in dB, drawn uniformly.
         p: probability of applying it.
+        part: the bank's part to draw from (default: the bank's own part when it was built with one, else
+            ``"train"``); a part that differs from the bank's own is an error.
     """
 
     def __init__(
@@ -267,19 +272,31 @@ class BankNoise(WaveformAugmentation):
         categories: list[str] | None = None,
         snr_db: tuple[float, float] = (0.0, 20.0),
         p: float = 1.0,
+        part: NoisePart | None = None,
     ) -> None:
-        self.bank = bank if bank is not None else ProceduralNoiseBank()
+        bank = bank if bank is not None else ProceduralNoiseBank()
+        self.part = resolve_part(part, bank, "train", "BankNoise")
+        self.bank = bank.with_part(self.part)
         chosen = list(categories) if categories else list(self.bank.categories)
         unknown = [c for c in chosen if c not in self.bank.categories]
         if unknown:
-            raise ValueError(f"BankNoise: unknown noise categories {unknown}; the bank has {self.bank.categories}")
+            raise ValueError(
+                f"BankNoise: unknown noise categories {unknown}; the {self.part!r} part of the bank has "
+                f"{self.bank.categories}"
+            )
         self.categories = chosen
         self.snr_db = _check_range(snr_db, "BankNoise", "snr_db", -100.0, 200.0)
         self.p = _check_probability(p, "BankNoise")
 
     def config(self) -> dict[str, object]:
         """The constructor arguments (the bank shown by its class and arguments)."""
-        return {"bank": _Described(self.bank), "categories": self.categories, "snr_db": self.snr_db, "p": self.p}
+        return {
+            "bank": _Described(self.bank),
+            "categories": self.categories,
+            "snr_db": self.snr_db,
+            "p": self.p,
+            "part": self.part,
+        }
 
     def apply(self, samples: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
         """Mixes a drawn noise at a drawn SNR."""
@@ -483,7 +500,7 @@ def _sp() -> WaveformAugmentation:
 
 
 def _noise() -> WaveformAugmentation:
-    return BankNoise(snr_db=(0.0, 20.0))
+    return BankNoise(snr_db=(0.0, 20.0), part="train")
 
 
 RecipeName = Literal[

@@ -1,8 +1,19 @@
 """Noise robustness: the test split under additive noise at every (noise category, SNR) of a grid.
 
-Mismatched condition (Latif et al. 2020, §5.2): the model is whatever was trained; only the test inputs are
-noisy, with noise seeded per (seed, category, utterance id) so that every model, batch size and process layout
-sees identical noisy inputs. The clean test batches come from the shared cache of :class:`TestSetRobustness`.
+The model is whatever was trained; only the test inputs are noisy, with noise seeded per (seed, category,
+utterance id) so that every model, batch size and process layout sees identical noisy inputs. The clean test
+batches come from the shared cache of :class:`TestSetRobustness`.
+
+The noise comes from the ``eval`` part of its bank, which shares no sample with the ``train`` part that
+training-time augmentation (``BankNoise``, the ``noise`` recipe) draws from. Every cell is stamped by comparing
+it with the run's training augmentation (``trainer.datamodule.augmentation``, see :func:`training_noise`):
+
+* ``mismatched``: the model never saw that noise category in training (the condition of Latif et al. 2020,
+  §5.2, where the DEMAND noises are not used in training);
+* ``matched-category``: training added the same category, from other recordings or renderings;
+* ``matched``: training drew from the same part of the same bank: the model may have seen these very samples;
+* ``unknown``: the run's training augmentation cannot be read (no datamodule, or one without
+  ``augmentation``).
 """
 
 from __future__ import annotations
@@ -12,7 +23,8 @@ import math
 import re
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +33,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ser_lightning.augment.noise import NoiseBank, ProceduralNoiseBank, mix_at_snr
+from ser_lightning.augment.noise import NoiseBank, NoisePart, ProceduralNoiseBank, mix_at_snr, resolve_part
+from ser_lightning.augment.recipes import (
+    BankNoise,
+    Chain,
+    OneOf,
+    PeakScaledGaussianNoise,
+    Recipe,
+    WaveformAugmentation,
+)
 from ser_lightning.callbacks.test_cache import CachedBatch, TestSetRobustness
 from ser_lightning.metrics import METRIC_NAMES
 from ser_lightning.results import log_figure
@@ -53,21 +73,144 @@ def category_slug(category: str) -> str:
     return "noise_category" if slug == "noise" else slug
 
 
-def _describe_bank(bank: NoiseBank) -> dict[str, Any]:
-    """The bank's class and its simple public settings (root, layout, seed...), for the results."""
+def _describe_bank(bank: NoiseBank | None) -> dict[str, Any] | None:
+    """The bank's class and its simple public settings (root, layout, seed, part...), for the results."""
+    if bank is None:
+        return None
+    simple = str | int | float | bool | Path | type(None)
     settings = {
-        k: (str(v) if isinstance(v, Path) else v)
+        k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, list | tuple) else v)
         for k, v in vars(bank).items()
-        if not k.startswith("_") and isinstance(v, str | int | float | bool | Path | type(None))
+        if not k.startswith("_")
+        and (isinstance(v, simple) or (isinstance(v, list | tuple) and all(isinstance(x, simple) for x in v)))
     }
     return {"class": f"{type(bank).__module__}.{type(bank).__name__}", **settings}
+
+
+STAMPS = ("mismatched", "matched-category", "matched")
+"""The cell stamps, from no overlap with the training noise to a possible overlap of the very samples."""
+
+
+@dataclass
+class TrainingNoise:
+    """One additive-noise source of a training augmentation.
+
+    Attributes:
+        source: what adds it (e.g. ``BankNoise``).
+        categories: the noise categories it adds.
+        bank: its noise bank (``None`` for noise drawn without a bank, e.g. Gaussian noise).
+        part: the bank's part.
+    """
+
+    source: str
+    categories: list[str] = field(default_factory=list)
+    bank: NoiseBank | None = None
+    part: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description."""
+        return {"source": self.source, "categories": self.categories, "part": self.part,
+                "bank": _describe_bank(self.bank)}  # fmt: skip
+
+
+def training_noise(augmentation: Any) -> list[TrainingNoise]:
+    """Every additive-noise source a training augmentation may apply, found by walking its composition.
+
+    ``Recipe`` (its built recipe), ``Chain`` (its steps), ``OneOf`` (its choices of positive weight) and any
+    other augmentation's augmentation-valued attributes are walked; a ``BankNoise`` gives its bank, categories
+    and part, a ``PeakScaledGaussianNoise`` the category ``white`` (white Gaussian noise). Blocks applied with
+    probability 0 are left out.
+
+    Args:
+        augmentation: a ``WaveformAugmentation`` or ``None``.
+    """
+    found: list[TrainingNoise] = []
+    seen: set[int] = set()
+
+    def walk(aug: Any) -> Iterator[Any]:
+        if aug is None or id(aug) in seen:
+            return
+        seen.add(id(aug))
+        if isinstance(aug, BankNoise | PeakScaledGaussianNoise):
+            yield aug
+        elif isinstance(aug, Recipe):
+            yield from walk(aug.recipe)
+        elif isinstance(aug, Chain):
+            for step in aug.steps:
+                yield from walk(step)
+        elif isinstance(aug, OneOf):
+            weights = aug.weights or [1.0] * len(aug.choices)
+            for choice, weight in zip(aug.choices, weights, strict=True):
+                if weight > 0:
+                    yield from walk(choice)
+        elif isinstance(aug, WaveformAugmentation):
+            for value in vars(aug).values():
+                for item in value if isinstance(value, list | tuple) else [value]:
+                    if isinstance(item, WaveformAugmentation):
+                        yield from walk(item)
+
+    for block in walk(augmentation):
+        if block.p <= 0.0:
+            continue
+        if isinstance(block, BankNoise):
+            found.append(TrainingNoise("BankNoise", list(block.categories), block.bank, block.part))
+        elif block.scale > 0.0:
+            found.append(TrainingNoise("PeakScaledGaussianNoise (white Gaussian noise)", ["white"]))
+    return found
+
+
+def noise_stamp(category: str, bank: NoiseBank, sources: Sequence[TrainingNoise] | None) -> str:
+    """The stamp of an evaluated noise category against the training noise (see the module docstring).
+
+    Args:
+        category: the evaluated category.
+        bank: the evaluation bank (bound to its part).
+        sources: the training noise (:func:`training_noise`), or ``None`` when it is unknown.
+
+    Returns:
+        ``"matched"``, ``"matched-category"``, ``"mismatched"`` or ``"unknown"``.
+    """
+    if sources is None:
+        return "unknown"
+    same = [s for s in sources if category_slug(category) in {category_slug(c) for c in s.categories}]
+    for source in same:
+        if source.bank is None or category not in source.categories:
+            continue
+        if source.bank.may_share_samples(bank, category) or bank.may_share_samples(source.bank, category):
+            return "matched"
+    return "matched-category" if same else "mismatched"
+
+
+def _read_training_noise(trainer: pl.Trainer) -> list[TrainingNoise] | None:
+    """The training noise of the run's datamodule, or ``None`` when it cannot be read."""
+    datamodule = getattr(trainer, "datamodule", None)
+    if datamodule is None or not hasattr(datamodule, "augmentation"):
+        return None
+    return training_noise(datamodule.augmentation)
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The noise table as aligned text: noise, SNR, stamp, UA, WA, F1.
+
+    Args:
+        rows: the rows of :meth:`NoiseRobustness.evaluate`.
+    """
+    lines = [f"{'noise':<12} {'snr_db':>6}  {'stamp':<16} {'ua':>6} {'wa':>6} {'f1':>6}"]
+    for row in rows:
+        snr = "" if row["snr_db"] is None else f"{row['snr_db']:g}"
+        lines.append(f"{row['noise']:<12} {snr:>6}  {row['stamp'] or '':<16} "
+                     f"{row['ua']:6.3f} {row['wa']:6.3f} {row['f1']:6.3f}")  # fmt: skip
+    return "\n".join(lines)
 
 
 class NoiseRobustness(TestSetRobustness):
     """Test-set UA/WA/F1 under additive noise for every (noise category, SNR), after the clean test.
 
-    Mismatched condition (Latif et al. 2020, §5.2): the model is whatever was trained; only the test inputs are
-    noisy. Each utterance's noise is drawn once per category from a generator seeded by ``(seed, category,
+    The model is whatever was trained; only the test inputs are noisy, with noise from the ``eval`` part of the
+    bank (by default), and each cell is stamped ``mismatched``, ``matched-category`` or ``matched`` against the
+    run's training augmentation (see the module docstring).
+
+    Each utterance's noise is drawn once per category from a generator seeded by ``(seed, category,
     utterance id)`` (stable CRC32 hashes) — independent of the SNR (the same noise segment at every SNR), of
     batch size and order, of the model and of the DDP sharding — and mixed with
     :func:`ser_lightning.augment.noise.mix_at_snr` into the unpadded utterance. A silent utterance (zero power:
@@ -77,17 +220,20 @@ class NoiseRobustness(TestSetRobustness):
     and :func:`snr_tag`), ``test_ua_noise_snr<k>db`` / ``test_wa_noise_snr<k>db`` (mean over categories, as
     Table 2 of Latif et al. (2020) reports per SNR). Writes ``noise_robustness.csv``/``.json`` and a
     UA-versus-SNR plot ``noise_robustness.png`` (also sent to TensorBoard / W&B) into the run directory and the
-    table into ``results.json`` under ``noise_robustness``.
+    table into ``results.json`` under ``noise_robustness``; every row carries its ``stamp``.
 
     Five DEMAND environments as in Latif et al. (2020): ``bank=FolderNoiseBank(root=..., layout="demand")``
-    with ``categories=["DKITCHEN", "PPARK", "PSTATION", "STRAFFIC", "PCAFETER"]``.
+    with ``categories=["DKITCHEN", "NPARK", "PSTATION", "STRAFFIC", "PCAFETER"]`` and either ``part="all"``
+    (when training uses no DEMAND noise) or ``eval_units`` naming them (the others are the ``train`` part).
 
     Args:
         bank: the noise source (default: :class:`~ser_lightning.augment.noise.ProceduralNoiseBank`: white,
             pink, brown, babble, traffic).
-        categories: the noise categories evaluated (default: all of the bank's).
+        categories: the noise categories evaluated (default: all of the bank's part).
         snr_db: the SNRs in dB.
         seed: seed of the noise draws.
+        part: the bank's part to evaluate on (default: the bank's own part when it was built with one, else
+            ``"eval"``); ``"train"`` or ``"all"`` can overlap the training noise, and the stamps say so.
     """
 
     name = "noise_robustness"
@@ -98,16 +244,19 @@ class NoiseRobustness(TestSetRobustness):
         categories: Sequence[str] | None = None,
         snr_db: Sequence[float] = (0.0, 10.0, 20.0),
         seed: int = 0,
+        part: NoisePart | None = None,
     ) -> None:
         super().__init__()
-        self.bank = bank if bank is not None else ProceduralNoiseBank()
+        bank = bank if bank is not None else ProceduralNoiseBank()
+        self.part = resolve_part(part, bank, "eval", "NoiseRobustness")
+        self.bank = bank.with_part(self.part)
         self.categories = list(categories) if categories is not None else list(self.bank.categories)
         if not self.categories:
             raise ValueError("NoiseRobustness needs at least one noise category")
         unknown = [c for c in self.categories if c not in self.bank.categories]
         if unknown:
             raise ValueError(
-                f"noise categories {unknown} are not in the {type(self.bank).__name__}; "
+                f"noise categories {unknown} are not in the {type(self.bank).__name__} ({self.part!r} part); "
                 f"available: {list(self.bank.categories)}"
             )
         slugs = [category_slug(c) for c in self.categories]
@@ -208,9 +357,12 @@ class NoiseRobustness(TestSetRobustness):
                 "%d silent test utterance(s) have no defined SNR and were evaluated clean in every noise condition",
                 silent_total,
             )
+        sources = _read_training_noise(trainer)
+        stamps = {c: noise_stamp(c, self.bank, sources) for c in self.categories}
+        mean_stamp = next(iter(set(stamps.values()))) if len(set(stamps.values())) == 1 else "mixed"
         metrics: dict[str, float] = {}
         rows: list[dict[str, Any]] = [
-            {"noise": "clean", "snr_db": None, **clean_values, "num_utterances": num_utterances}
+            {"noise": "clean", "snr_db": None, "stamp": None, **clean_values, "num_utterances": num_utterances}
         ]
         for category in self.categories:
             for snr in self.snr_db:
@@ -219,12 +371,14 @@ class NoiseRobustness(TestSetRobustness):
                 metrics[f"test_ua_{tag}"] = cell["ua"]
                 metrics[f"test_wa_{tag}"] = cell["wa"]
                 metrics[f"test_f1_{tag}"] = cell["f1"]
-                rows.append({"noise": category, "snr_db": snr, **cell, "num_utterances": num_utterances})
+                rows.append({"noise": category, "snr_db": snr, "stamp": stamps[category], **cell,
+                             "num_utterances": num_utterances})  # fmt: skip
         for snr in self.snr_db:
             mean = {k: float(np.mean([values[(c, snr)][k] for c in self.categories])) for k in METRIC_NAMES}
             for k, v in mean.items():
                 metrics[f"test_{k}_noise_{snr_tag(snr)}"] = v
-            rows.append({"noise": "mean", "snr_db": snr, **mean, "num_utterances": num_utterances})
+            rows.append({"noise": "mean", "snr_db": snr, "stamp": mean_stamp, **mean,
+                         "num_utterances": num_utterances})  # fmt: skip
         summary = {
             "rows": rows,
             "clean_ua": clean_values["ua"],
@@ -234,10 +388,24 @@ class NoiseRobustness(TestSetRobustness):
             "snr_db": self.snr_db,
             "num_utterances": num_utterances,
             "silent_utterances": silent_total,
-            "condition": "mismatched (model as trained; noisy test inputs only)",
+            "part": self.bank.effective_part,
+            "stamps": stamps,
+            "stamp": mean_stamp,
+            "training_noise": None if sources is None else [s.describe() for s in sources],
+            "condition": f"{mean_stamp} (model as trained; noisy test inputs only; stamps against "
+            "trainer.datamodule.augmentation of this run)",
         }
         for snr in self.snr_db:
             log.info("noise robustness %s: mean UA %.4f", snr_tag(snr), metrics[f"test_ua_noise_{snr_tag(snr)}"])
+        log.info("noise robustness table (%s part of the bank):\n%s", self.bank.effective_part, format_table(rows))
+        overlapping = sorted(c for c, s in stamps.items() if s in ("matched", "unknown"))
+        if overlapping:
+            log.warning(
+                "noise robustness: %s may share noise samples with the training augmentation (stamps: %s); "
+                "these cells are not a mismatched-noise test",
+                overlapping,
+                {c: stamps[c] for c in overlapping},
+            )
         return metrics, summary
 
     def write(self, trainer: pl.Trainer, directory: Path, summary: dict[str, Any]) -> None:
