@@ -234,7 +234,7 @@ def test_procedural_train_and_eval_parts_never_share_samples(category: str) -> N
     assert not np.array_equal(whole, a[0]) and not np.array_equal(whole, b[0])
 
 
-def test_babble_talkers_are_disjoint_from_each_other_and_from_every_en_speaker(tiny_corpus: Path) -> None:
+def test_babble_talkers_are_disjoint_from_each_other_and_from_every_corpus_speaker(tiny_corpus: Path) -> None:
     from ser_lightning.synth import VOICE_SETS, read_manifest
 
     bank = ProceduralNoiseBank(cache_dir=tiny_corpus.parent)
@@ -254,6 +254,11 @@ def test_babble_talkers_are_disjoint_from_each_other_and_from_every_en_speaker(t
     b = bank.with_part("eval").babble_buffer(SR)
     assert not _windows([a[::7]]) & _windows([b[::7]])  # (every 7th sample keeps the test fast)
     assert not _windows([a[: 2 * SR]]) & _windows([b])
+    # No voice of any corpus voice set (en, and de: the cross-corpus test corpus) is in the babble either.
+    assert bank.babble_voice_set == "babble"
+    corpora = [s for name, vs in VOICE_SETS.items() if name != bank.babble_voice_set for s in vs.speakers]
+    assert not {s.variant for s in babble} & {s.variant for s in corpora}
+    assert not {s.voice for s in babble} & {s.voice for s in corpora}
 
 
 def test_babble_talkers_of_a_part(tiny_corpus: Path) -> None:

@@ -332,8 +332,9 @@ class ProceduralNoiseBank(NoiseBank):
     Parts (see the module docstring): coloured and traffic noise is rendered, draw by draw, from a generator
     seeded by :func:`part_seed` ``(seed, part, category, draw)``, where ``draw`` comes from the caller's ``rng``:
     the ``train`` and ``eval`` seed spaces never coincide. Babble sums talkers of the voice set
-    ``babble_voice_set`` (default ``de``: the German voices, whose speakers the default ``en`` corpus never
-    uses); its sessions alternate between the parts in sorted order (the first, third, ... session's talkers
+    ``babble_voice_set`` (default ``babble``: Spanish talkers whose eSpeak voices and variants no corpus voice
+    set uses, so neither the ``en`` corpus nor the ``de`` cross-corpus test set is ever in the babble); its
+    sessions alternate between the parts in sorted order (the first, third, ... session's talkers
     are ``train``, the second, fourth, ... ``eval``; ``all`` takes every talker), so the two parts' babble
     share no talker.
 
@@ -362,7 +363,7 @@ class ProceduralNoiseBank(NoiseBank):
         babble_seconds: float = 30.0,
         cache_dir: str | Path | None = None,
         part: NoisePart | None = None,
-        babble_voice_set: str = "de",
+        babble_voice_set: str = "babble",
         babble_size: str = "tiny",
         babble_corpus_seed: int = 0,
     ) -> None:

@@ -529,8 +529,46 @@ _DE = VoiceSet(
     description="German: 12 speakers (6 sessions), 12 neutral sentences",
 )
 
+# --------------------------------------------------------------------------------------------------------------
+# Babble voice set: talkers for the noise banks' multi-talker babble, never a corpus
+# --------------------------------------------------------------------------------------------------------------
+
+_BABBLE_SENTENCES: tuple[str, ...] = (
+    "La reunión empieza a las diez de la mañana.",
+    "Deja la carpeta azul en el segundo estante.",
+    "El autobús pasa cada veinte minutos por la plaza.",
+    "Te mando el informe antes del viernes.",
+    "La ventana de la cocina da al jardín.",
+    "En la sala hay siete sillas y una mesa larga.",
+)
+
+# Spanish voices with eSpeak variants that neither the en nor the de corpus uses, so the noise banks' babble
+# (:class:`~ser_lightning.augment.noise.ProceduralNoiseBank`) never contains a voice being tested, nor the
+# cross-corpus test corpus.
+_BABBLE_SPEAKER_TABLE: tuple[tuple, ...] = (
+    ("bbspk01", "F", "bbses01", "es", "steph2", 0.5, 172, 54, 0.0, 0, 0.01, 0.05, 0.05, 2, 2),
+    ("bbspk02", "M", "bbses01", "es", "adam", -0.5, 168, 50, -1.7, 0, -0.01, 0.00, 0.00, 2, 2),
+    ("bbspk03", "F", "bbses02", "es", "steph3", 1.0, 180, 58, 1.7, 0, 0.00, 0.10, 0.00, 2, 3),
+    ("bbspk04", "M", "bbses02", "es", "boris", -1.5, 160, 46, 0.8, 1, -0.02, -0.10, 0.05, 3, 2),
+    ("bbspk05", "F", "bbses03", "es", "whisperf", -1.0, 176, 60, -0.8, 0, 0.01, 0.15, 0.10, 1, 2),
+    ("bbspk06", "M", "bbses03", "es", "caleb", 1.0, 186, 56, 2.5, 0, 0.02, 0.05, 0.00, 2, 2),
+    ("bbspk07", "F", "bbses04", "es", "Jacky", 0.0, 164, 52, -2.5, 0, -0.01, -0.05, 0.05, 2, 2),
+    ("bbspk08", "M", "bbses04", "es", "norbert", -2.0, 170, 48, 3.4, 0, -0.02, 0.00, 0.00, 3, 2),
+)
+
+_BABBLE_SESSION_NOISE_DB: dict[str, float] = {f"bbses{i + 1:02d}": v for i, v in enumerate((-66, -62, -68, -64))}
+
+_BABBLE = VoiceSet(
+    name="babble",
+    language="es",
+    speakers=_speakers(_BABBLE_SPEAKER_TABLE, _BABBLE_SESSION_NOISE_DB),
+    sentences=_BABBLE_SENTENCES,
+    sizes={"tiny": CorpusSize("tiny", n_speakers=8, n_sentences=3)},
+    description="Babble talkers (Spanish): 8 speakers (4 sessions) whose voices no corpus voice set uses",
+)
+
 #: All voice sets, by name.
-VOICE_SETS: dict[str, VoiceSet] = {_EN.name: _EN, _DE.name: _DE}
+VOICE_SETS: dict[str, VoiceSet] = {_EN.name: _EN, _DE.name: _DE, _BABBLE.name: _BABBLE}
 
 #: Sizes of the default (``en``) voice set, by name.
 SIZES: dict[str, CorpusSize] = dict(_EN.sizes)
