@@ -160,17 +160,21 @@ def continue_run_folder(trainer: Trainer, ckpt_path: Path) -> None:
             continue
         logger._version = version  # what the logger's `version` argument sets
         if isinstance(logger, CSVLogger) and rank_zero_only.rank == 0:
-            _keep_csv_rows(logger, _checkpoint_epoch(ckpt_path))
+            _keep_csv_rows(logger, *_checkpoint_progress(ckpt_path))
     log.info("resuming %s in its run folder %s", ckpt_path.name, run)
 
 
-def _checkpoint_epoch(ckpt_path: Path) -> int:
+def _checkpoint_progress(ckpt_path: Path) -> tuple[int, int]:
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    return int(checkpoint.get("epoch", 0))
+    return int(checkpoint.get("epoch", 0)), int(checkpoint.get("global_step", 0))
 
 
-def _keep_csv_rows(logger: CSVLogger, last_epoch: int) -> None:
-    """Re-writes the rows of an existing ``metrics.csv`` up to ``last_epoch`` after the logger's writer starts."""
+def _keep_csv_rows(logger: CSVLogger, last_epoch: int, global_step: int) -> None:
+    """Re-writes the rows of an existing ``metrics.csv`` logged before the checkpoint once the logger's writer starts.
+
+    Kept: rows of epochs up to ``last_epoch``, and rows without an epoch (e.g. the learning rate) logged before
+    step ``global_step``.
+    """
     path = Path(logger.log_dir) / "metrics.csv"
     if not path.is_file():
         logger.experiment  # noqa: B018 -- start the writer here as well, for one behaviour either way
@@ -178,13 +182,19 @@ def _keep_csv_rows(logger: CSVLogger, last_epoch: int) -> None:
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         keys = list(reader.fieldnames or [])
-        rows = [r for r in reader if not r.get("epoch") or int(float(r["epoch"])) <= last_epoch]
+        rows = [r for r in reader if _before_checkpoint(r, last_epoch, global_step)]
     writer = logger.experiment  # creating it deletes metrics.csv
     with path.open("w", newline="") as handle:
         out = csv.DictWriter(handle, fieldnames=keys)
         out.writeheader()
         out.writerows(rows)
     writer.metrics_keys = keys
+
+
+def _before_checkpoint(row: dict[str, str], last_epoch: int, global_step: int) -> bool:
+    if row.get("epoch"):
+        return int(float(row["epoch"])) <= last_epoch
+    return int(float(row.get("step") or 0)) < global_step
 
 
 def _prog() -> str:

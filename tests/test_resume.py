@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ MAIN = str(CONFIGS / "dense_highway.yaml")
 TINY = str(CONFIGS / "data" / "synthetic_tiny.yaml")
 SMALL = ["--model.init_args.growth_rate", "4", "--model.init_args.block_layers", "2"]
 NOISE = '{"class_path": "ser_lightning.augment.Recipe", "init_args": {"name": "noise"}}'
-EPOCHS = 4
+EPOCHS = 2
 
 
 def fit_args(root: Path, corpus: Path, epochs: int = EPOCHS, workers: int = 0) -> list[str]:
@@ -39,6 +40,7 @@ def fit_args(root: Path, corpus: Path, epochs: int = EPOCHS, workers: int = 0) -
         "--trainer.logger.init_args.flush_logs_every_n_steps", "1",
         "--trainer.log_every_n_steps", "1",
         "--trainer.max_epochs", str(epochs),
+        "--trainer.limit_train_batches", "3",
         "--trainer.enable_progress_bar", "false",
         *SMALL,
     ]  # fmt: skip
@@ -59,29 +61,28 @@ def run(args: list[str], cwd: Path) -> None:
 def ckpt_epoch(path: Path) -> int | None:
     try:
         return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
-    except Exception:  # noqa: BLE001 -- absent or being written
+    except Exception:
         return None
 
 
-def epoch_table(run_dir: Path) -> dict[int, dict[str, str]]:
-    """``{epoch: {metric: value}}`` of the per-epoch metrics in ``metrics.csv`` (the exact text written)."""
-    table: dict[int, dict[str, str]] = {}
+def epoch_table(run_dir: Path) -> dict[int, list[dict[str, str]]]:
+    """``{epoch: rows}``: every row of ``metrics.csv`` (per-step ``train_loss``, per-epoch ``train_*``/``val_*``,
+    the learning rate), as the exact text written, by epoch (rows without one count for the next)."""
+    table: dict[int, list[dict[str, str]]] = {}
     with (run_dir / "metrics.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            for key in ("train_loss_epoch", "train_loss", "val_ua", "val_loss"):
-                if row.get(key) and row.get("epoch"):
-                    epoch = int(float(row["epoch"]))
-                    if key == "train_loss" and "train_loss_epoch" in row:
-                        continue  # per-step values; the epoch value is train_loss_epoch
-                    assert key not in table.get(epoch, {}), f"{key} of epoch {epoch} logged twice"
-                    table.setdefault(epoch, {})[key] = row[key]
+        rows = list(csv.DictReader(handle))
+    epoch = 0
+    for row in rows:
+        epoch = int(float(row["epoch"])) if row.get("epoch") else epoch
+        table.setdefault(epoch, []).append({k: v for k, v in row.items() if v})
     return table
 
 
 def summary(run_dir: Path) -> dict[str, object]:
     results = json.loads((run_dir / "results.json").read_text())
     best = sorted(p.name for p in (run_dir / "checkpoints").glob("best-*.ckpt"))
-    test = {k: v for k, v in results.items() if k.startswith("test_") and isinstance(v, float)}
+    test = {k: v for k, v in results.items()
+            if k.startswith("test_") and isinstance(v, float) and not k.endswith("_seconds")}  # fmt: skip
     return {"best": best, "test": test, "table": epoch_table(run_dir)}
 
 
@@ -111,25 +112,30 @@ def check_resume(tmp_path: Path, corpus: Path, workers: int, kill_epoch: int) ->
     run(fit_args(ref_root, corpus, workers=workers), tmp_path)
     ref_dir = ref_root / "run" / "version_0"
     reference = summary(ref_dir)
-    assert sorted(reference["table"]) == list(range(EPOCHS))
+    assert set(range(EPOCHS)) <= set(reference["table"])  # and the test's rows, after the last epoch
 
     res_dir = res_root / "run" / "version_0"
     last = res_dir / "checkpoints" / "last.ckpt"
     killed_at = kill_after(fit_args(res_root, corpus, workers=workers), tmp_path, last, kill_epoch)
     assert killed_at < EPOCHS - 1, "the kill came too late to test a resume"
-    assert not (res_dir / "results.json").exists() or "test_ua" not in json.loads((res_dir / "results.json").read_text())
+    results = res_dir / "results.json"
+    assert not results.exists() or "test_ua" not in json.loads(results.read_text())
     run([*fit_args(res_root, corpus, workers=workers), "--ckpt_path", str(last)], tmp_path)
 
     assert sorted(p.name for p in (res_root / "run").iterdir()) == ["version_0"], "the resume made a new run folder"
     resumed = summary(res_dir)
-    for epoch in range(EPOCHS):
+    for epoch in sorted(reference["table"]):
         assert resumed["table"].get(epoch) == reference["table"][epoch], f"epoch {epoch} differs"
     assert resumed["best"] == reference["best"]
     assert resumed["test"] == reference["test"] and resumed["test"]
+    logging.getLogger(__name__).info("killed after epoch %d; best %s; test %s", killed_at, resumed["best"],
+                                     resumed["test"])  # fmt: skip
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(tmp_path: Path, tiny_corpus: Path) -> None:
-    """The precondition: two uninterrupted runs with the same seed log the same numbers."""
+    """The precondition: two uninterrupted runs with the same seed log the same numbers (in the default suite,
+    the resume test checks it too: the killed run's first epoch must equal the reference's)."""
     tables = []
     for name in ("a", "b"):
         run(fit_args(tmp_path / name, tiny_corpus, epochs=2, workers=0), tmp_path)
@@ -138,15 +144,15 @@ def test_same_seed_same_run(tmp_path: Path, tiny_corpus: Path) -> None:
 
 
 def test_sigkill_and_resume_is_exact(tmp_path: Path, tiny_corpus: Path) -> None:
-    """SIGKILL after epoch 1's ``last.ckpt``, resume with ``--ckpt_path``: per-epoch metrics, best checkpoint and
+    """SIGKILL after epoch 0's ``last.ckpt``, resume with ``--ckpt_path``: per-epoch metrics, best checkpoint and
     test figures equal the uninterrupted run's, in the same run folder (no DataLoader workers)."""
-    check_resume(tmp_path, tiny_corpus, workers=0, kill_epoch=1)
+    check_resume(tmp_path, tiny_corpus, workers=0, kill_epoch=0)
 
 
 @pytest.mark.slow
 def test_sigkill_and_resume_is_exact_with_a_worker(tmp_path: Path, tiny_corpus: Path) -> None:
     """The same with one persistent DataLoader worker process."""
-    check_resume(tmp_path, tiny_corpus, workers=1, kill_epoch=1)
+    check_resume(tmp_path, tiny_corpus, workers=1, kill_epoch=0)
 
 
 def test_epoch_keys_reach_the_dataset(tiny_corpus: Path) -> None:

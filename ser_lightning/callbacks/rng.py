@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import Callback
 
@@ -27,8 +28,14 @@ class RandomStateCheckpoint(Callback):
         self._pending: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        """The current global random states (called when a checkpoint is written)."""
-        return {"rng": _collect_rng_states(include_cuda=True)}
+        """The current global random states (called when a checkpoint is written).
+
+        numpy's state is stored as plain Python values, so the checkpoint still loads with ``weights_only=True``.
+        """
+        states = _collect_rng_states(include_cuda=True)
+        name, keys, pos, has_gauss, cached = states["numpy"]
+        states["numpy"] = (str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(cached))
+        return {"rng": states}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Keeps the checkpoint's random states until the next training epoch starts."""
@@ -41,5 +48,7 @@ class RandomStateCheckpoint(Callback):
         state, self._pending = self._pending, None
         if not state.get("torch.cuda"):
             state = {k: v for k, v in state.items() if k != "torch.cuda"}
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        state["numpy"] = (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
         _set_rng_states(state)
         log.info("restored the random states of the checkpoint (epoch %d)", trainer.current_epoch)
