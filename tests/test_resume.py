@@ -107,7 +107,7 @@ def kill_after(args: list[str], cwd: Path, last: Path, epoch: int) -> int:
     return int(ckpt_epoch(last))
 
 
-def check_resume(tmp_path: Path, corpus: Path, workers: int, kill_epoch: int) -> None:
+def check_resume(tmp_path: Path, corpus: Path, workers: int, kill_epoch: int, shorthand: bool = False) -> None:
     ref_root, res_root = tmp_path / "ref", tmp_path / "res"
     run(fit_args(ref_root, corpus, workers=workers), tmp_path)
     ref_dir = ref_root / "run" / "version_0"
@@ -120,7 +120,8 @@ def check_resume(tmp_path: Path, corpus: Path, workers: int, kill_epoch: int) ->
     assert killed_at < EPOCHS - 1, "the kill came too late to test a resume"
     results = res_dir / "results.json"
     assert not results.exists() or "test_ua" not in json.loads(results.read_text())
-    run([*fit_args(res_root, corpus, workers=workers), "--ckpt_path", str(last)], tmp_path)
+    resume = ["--resume", str(res_dir)] if shorthand else ["--ckpt_path", str(last)]
+    run([*fit_args(res_root, corpus, workers=workers), *resume], tmp_path)
 
     assert sorted(p.name for p in (res_root / "run").iterdir()) == ["version_0"], "the resume made a new run folder"
     resumed = summary(res_dir)
@@ -151,8 +152,16 @@ def test_sigkill_and_resume_is_exact(tmp_path: Path, tiny_corpus: Path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_and_resume_is_exact_with_a_worker(tmp_path: Path, tiny_corpus: Path) -> None:
-    """The same with one persistent DataLoader worker process."""
-    check_resume(tmp_path, tiny_corpus, workers=1, kill_epoch=0)
+    """The same with one persistent DataLoader worker process, resumed with ``--resume <run folder>``."""
+    check_resume(tmp_path, tiny_corpus, workers=1, kill_epoch=0, shorthand=True)
+
+
+def test_resume_needs_a_checkpoint(tmp_path: Path, tiny_corpus: Path) -> None:
+    """``--resume`` names a run folder with ``checkpoints/last.ckpt`` or a checkpoint file."""
+    from ser_lightning.cli import main
+
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        main([*fit_args(tmp_path, tiny_corpus), "--resume", str(tmp_path / "missing")])
 
 
 def test_epoch_keys_reach_the_dataset(tiny_corpus: Path) -> None:
