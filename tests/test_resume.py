@@ -178,6 +178,7 @@ def test_epoch_keys_reach_the_dataset(tiny_corpus: Path) -> None:
     assert list(sampler) == keys
     sampler.set_epoch(3)
     assert list(sampler) != keys
+    assert decode_key(next(iter(sampler)), len(dataset))[0] == 4  # iterated again without set_epoch: next epoch
     first = dataset[encode_key(2, 1, len(dataset))]["waveform"]
     torch.rand(5)  # the global RNG does not matter
     assert torch.equal(dataset[encode_key(2, 1, len(dataset))]["waveform"], first)

@@ -69,7 +69,8 @@ class EpochSampler(DistributedSampler):
 
     A :class:`~torch.utils.data.DistributedSampler` (so Lightning neither replaces nor wraps it under DDP, and calls
     its :meth:`set_epoch` every epoch) that yields :func:`encode_key` keys instead of bare indices. Without a
-    process group it is a single-replica sampler.
+    process group it is a single-replica sampler. An iteration that follows another without a :meth:`set_epoch` in
+    between (a plain training loop outside Lightning) counts as the next epoch.
 
     Args:
         dataset: the training dataset (sized).
@@ -81,8 +82,17 @@ class EpochSampler(DistributedSampler):
 
     def __init__(self, dataset, seed: int = 0, num_replicas: int = 1, rank: int = 0, shuffle: bool = True) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        self._epoch_used = False
+
+    def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch of the next iteration (Lightning calls it before every epoch)."""
+        super().set_epoch(epoch)
+        self._epoch_used = False
 
     def __iter__(self) -> Iterator[int]:
+        if self._epoch_used:  # iterated again without set_epoch: the next epoch
+            self.epoch += 1
+        self._epoch_used = True
         size = len(self.dataset)
         epoch = self.epoch
         return (encode_key(epoch, index, size) for index in super().__iter__())
