@@ -354,6 +354,10 @@ class SERDataModule(LightningDataModule, ABC):
         if training and shuffle:
             # Order and per-item randomness from (seed, epoch, index): the same after a resume (docs/resume.md).
             sampler = EpochSampler(dataset, seed=seed, num_replicas=replicas, rank=rank)
+            if trainer is not None:
+                # Lightning creates the loader's iterator (with workers: starts prefetching) before its first
+                # set_epoch call; start at the epoch it will set, which after a resume is not 0.
+                sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed)
             if hasattr(dataset, "seed"):
                 dataset.seed = seed
         if not training:
