@@ -27,8 +27,9 @@ NOISE = '{"class_path": "ser_lightning.augment.Recipe", "init_args": {"name": "n
 EPOCHS = 2
 
 
-def fit_args(root: Path, corpus: Path, epochs: int = EPOCHS, workers: int = 0) -> list[str]:
+def fit_args(root: Path, corpus: Path, epochs: int = EPOCHS, workers: int = 0, batches: int | None = 3) -> list[str]:
     """A short CSV-logged fit of the narrow model on the tiny corpus, with noise augmentation."""
+    limit = ["--trainer.limit_train_batches", str(batches)] if batches else []
     return [
         "fit", "--config", MAIN, "--data", TINY,
         "--data.init_args.root", str(corpus.parent),
@@ -40,7 +41,7 @@ def fit_args(root: Path, corpus: Path, epochs: int = EPOCHS, workers: int = 0) -
         "--trainer.logger.init_args.flush_logs_every_n_steps", "1",
         "--trainer.log_every_n_steps", "1",
         "--trainer.max_epochs", str(epochs),
-        "--trainer.limit_train_batches", "3",
+        *limit,
         "--trainer.enable_progress_bar", "false",
         *SMALL,
     ]  # fmt: skip
@@ -98,7 +99,8 @@ def kill_after(args: list[str], cwd: Path, last: Path, epoch: int) -> int:
                 if seen is not None and seen >= epoch:
                     break
             time.sleep(0.05)
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.communicate()[0][-3000:]}"
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (rc {proc.returncode}) before it could be killed: {proc.stdout.read()[-3000:]}")
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
@@ -107,21 +109,29 @@ def kill_after(args: list[str], cwd: Path, last: Path, epoch: int) -> int:
     return int(ckpt_epoch(last))
 
 
-def check_resume(tmp_path: Path, corpus: Path, workers: int, kill_epoch: int, shorthand: bool = False) -> None:
+def check_resume(
+    tmp_path: Path,
+    corpus: Path,
+    workers: int,
+    kill_epoch: int,
+    shorthand: bool = False,
+    epochs: int = EPOCHS,
+    batches: int | None = 3,
+) -> None:
     ref_root, res_root = tmp_path / "ref", tmp_path / "res"
-    run(fit_args(ref_root, corpus, workers=workers), tmp_path)
+    run(fit_args(ref_root, corpus, epochs, workers, batches), tmp_path)
     ref_dir = ref_root / "run" / "version_0"
     reference = summary(ref_dir)
-    assert set(range(EPOCHS)) <= set(reference["table"])  # and the test's rows, after the last epoch
+    assert set(range(epochs)) <= set(reference["table"])  # and the test's rows, after the last epoch
 
     res_dir = res_root / "run" / "version_0"
     last = res_dir / "checkpoints" / "last.ckpt"
-    killed_at = kill_after(fit_args(res_root, corpus, workers=workers), tmp_path, last, kill_epoch)
-    assert killed_at < EPOCHS - 1, "the kill came too late to test a resume"
+    killed_at = kill_after(fit_args(res_root, corpus, epochs, workers, batches), tmp_path, last, kill_epoch)
+    assert killed_at < epochs - 1, "the kill came too late to test a resume"
     results = res_dir / "results.json"
     assert not results.exists() or "test_ua" not in json.loads(results.read_text())
     resume = ["--resume", str(res_dir)] if shorthand else ["--ckpt_path", str(last)]
-    run([*fit_args(res_root, corpus, workers=workers), *resume], tmp_path)
+    run([*fit_args(res_root, corpus, epochs, workers, batches), *resume], tmp_path)
 
     assert sorted(p.name for p in (res_root / "run").iterdir()) == ["version_0"], "the resume made a new run folder"
     resumed = summary(res_dir)
@@ -183,3 +193,9 @@ def test_epoch_keys_reach_the_dataset(tiny_corpus: Path) -> None:
     torch.rand(5)  # the global RNG does not matter
     assert torch.equal(dataset[encode_key(2, 1, len(dataset))]["waveform"], first)
     assert dataset[encode_key(2, 1, len(dataset))]["index"] == 1
+
+
+@pytest.mark.slow
+def test_sigkill_in_epoch_4_of_6(tmp_path: Path, tiny_corpus: Path) -> None:
+    """The issue's case: six full epochs, killed once epoch 3's ``last.ckpt`` is written (during epoch 4)."""
+    check_resume(tmp_path, tiny_corpus, workers=0, kill_epoch=3, epochs=6, batches=None)
