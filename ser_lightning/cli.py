@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 # Importing the subpackages registers their classes, so YAML can say `class_path: DenseHighway`.
 import ser_lightning.callbacks
 import ser_lightning.data
 import ser_lightning.models
+from ser_lightning.callbacks.rng import RandomStateCheckpoint
 from ser_lightning.data.base import SERDataModule
 from ser_lightning.models.base import SERTask
 from ser_lightning.results import stop_reason
@@ -32,6 +39,9 @@ class SERLightningCLI(LightningCLI):
     ``fit`` ends, by default, with a ``test`` of the best checkpoint (``--test_after_fit false`` skips it).
     ``--evaluation`` is a list of callbacks kept apart from ``trainer.callbacks`` so that a suite such as
     ``configs/robustness.yaml`` composes with any model config without replacing its callbacks.
+    A :class:`~ser_lightning.callbacks.rng.RandomStateCheckpoint` is added to every run, and ``fit --ckpt_path
+    <run>/checkpoints/last.ckpt`` (or ``fit --resume <run>``) continues in the checkpoint's run folder, so a
+    resumed run is exactly the uninterrupted one (docs/resume.md).
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -52,22 +62,56 @@ class SERLightningCLI(LightningCLI):
             "after every test, including fit's final test",
         )
         parser.add_argument(
+            "--resume",
+            type=str | None,
+            default=None,
+            help="fit only: resume a killed or interrupted run, given its run folder (runs/<name>/version_N, "
+            "whose checkpoints/last.ckpt is used) or a checkpoint; the same as --ckpt_path <run>/checkpoints/"
+            "last.ckpt. The run continues in its own folder and ends as the uninterrupted run would (docs/resume.md)",
+        )
+        parser.add_argument(
             "--test_after_fit",
             type=bool,
             default=True,
             help="fit only: test the best checkpoint on the held-out test split when training ends",
         )
 
+    def before_instantiate_classes(self) -> None:
+        """Turns ``fit --resume <run or checkpoint>`` into ``--ckpt_path``."""
+        if self.subcommand != "fit":
+            return
+        config = self.config[self.subcommand]
+        resume = config.get("resume")
+        if not resume:
+            return
+        path = Path(resume)
+        ckpt = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"--resume {resume}: no checkpoint {ckpt}")
+        given = config.get("ckpt_path")
+        if given and Path(given).resolve() != ckpt.resolve():
+            raise ValueError(f"--resume {resume} and --ckpt_path {given} name different checkpoints")
+        config["ckpt_path"] = str(ckpt)
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
-        """Adds the ``--evaluation`` callbacks, and a rich progress bar unless disabled or configured already."""
+        """Adds the ``--evaluation`` callbacks, random-state checkpointing and a rich progress bar (unless disabled).
+
+        A resumed ``fit`` continues in its checkpoint's run folder (:func:`continue_run_folder`).
+        """
         evaluation = self._get(self.config_init, "evaluation", default=None) or []
         callbacks = [*callbacks, *evaluation]
         configured = config.get("callbacks") or []
+        if not any(isinstance(c, RandomStateCheckpoint) for c in [*configured, *callbacks]):
+            callbacks = [RandomStateCheckpoint(), *callbacks]
         if config.get("enable_progress_bar", True) is not False and not any(
             isinstance(c, ProgressBar) for c in [*configured, *callbacks]
         ):
             callbacks = [*callbacks, RichProgressBar()]
-        return super()._instantiate_trainer(config, callbacks)
+        trainer = super()._instantiate_trainer(config, callbacks)
+        ckpt_path = self._get(self.config, "ckpt_path", default=None) if self.subcommand == "fit" else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            continue_run_folder(trainer, Path(ckpt_path))
+        return trainer
 
     def after_fit(self) -> None:
         """Tests the best checkpoint (or the last weights when no checkpoint was kept)."""
@@ -85,6 +129,72 @@ class SERLightningCLI(LightningCLI):
         if ckpt_path is None:
             log.info("no best checkpoint was saved: testing the weights as they are")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+
+
+def continue_run_folder(trainer: Trainer, ckpt_path: Path) -> None:
+    """Points the trainer's TensorBoard/CSV loggers at the run folder of a checkpoint that is resumed.
+
+    A checkpoint in ``<save_dir>/<name>/<version>/checkpoints/`` names its run folder; a logger whose version is
+    not set would otherwise start ``version_<N+1>``, and ``ModelCheckpoint`` (whose directory follows the first
+    logger) would then neither restore its best checkpoints nor find their files. A CSV logger keeps the rows
+    the interrupted run had written up to the checkpoint's epoch (Lightning's CSV writer deletes an existing
+    ``metrics.csv``); rows of the epoch that was cut short are dropped, as the resumed run repeats it.
+
+    Args:
+        trainer: the freshly built trainer (before ``fit``).
+        ckpt_path: the checkpoint being resumed.
+    """
+    ckpt_path = ckpt_path.resolve()
+    if ckpt_path.parent.name != "checkpoints":
+        log.info("resuming %s, which is not in a run's checkpoints/ folder: logging to a new run folder", ckpt_path)
+        return
+    run = ckpt_path.parent.parent
+    folder = run.name
+    version: int | str = int(folder[len("version_") :]) if re.fullmatch(r"version_\d+", folder) else folder
+    for logger in trainer.loggers:
+        if not isinstance(logger, TensorBoardLogger | CSVLogger) or logger._version is not None:
+            continue
+        if Path(logger.root_dir).resolve() != run.parent:
+            log.warning("resuming %s: the logger writes under %s, not into the checkpoint's run folder %s",
+                        ckpt_path, logger.root_dir, run)  # fmt: skip
+            continue
+        logger._version = version  # what the logger's `version` argument sets
+        if isinstance(logger, CSVLogger) and rank_zero_only.rank == 0:
+            _keep_csv_rows(logger, *_checkpoint_progress(ckpt_path))
+    log.info("resuming %s in its run folder %s", ckpt_path.name, run)
+
+
+def _checkpoint_progress(ckpt_path: Path) -> tuple[int, int]:
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    return int(checkpoint.get("epoch", 0)), int(checkpoint.get("global_step", 0))
+
+
+def _keep_csv_rows(logger: CSVLogger, last_epoch: int, global_step: int) -> None:
+    """Re-writes the rows of an existing ``metrics.csv`` logged before the checkpoint once the logger's writer starts.
+
+    Kept: rows of epochs up to ``last_epoch``, and rows without an epoch (e.g. the learning rate) logged before
+    step ``global_step``.
+    """
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        logger.experiment  # noqa: B018 -- start the writer here as well, for one behaviour either way
+        return
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        keys = list(reader.fieldnames or [])
+        rows = [r for r in reader if _before_checkpoint(r, last_epoch, global_step)]
+    writer = logger.experiment  # creating it deletes metrics.csv
+    with path.open("w", newline="") as handle:
+        out = csv.DictWriter(handle, fieldnames=keys)
+        out.writeheader()
+        out.writerows(rows)
+    writer.metrics_keys = keys
+
+
+def _before_checkpoint(row: dict[str, str], last_epoch: int, global_step: int) -> bool:
+    if row.get("epoch"):
+        return int(float(row["epoch"])) <= last_epoch
+    return int(float(row.get("step") or 0)) < global_step
 
 
 def _prog() -> str:

@@ -39,6 +39,7 @@ from ser_lightning.data.cache import (
 )
 from ser_lightning.data.dataset import UtteranceDataset, collate_utterances
 from ser_lightning.data.manifest import ParseReport, Utterance, count_by, unique
+from ser_lightning.data.sampling import EpochSampler
 from ser_lightning.data.splits import Protocol, Split, make_split
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ProtocolError
 
@@ -475,6 +476,18 @@ class SERDataModule(LightningDataModule, ABC):
         dataset = self.datasets[split]
         training = split == "train"
         sampler = None
+        seed = self._run_seed()
+        trainer = self.trainer if self._trainer_attached() else None
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if training and shuffle:
+            # Order and per-item randomness from (seed, epoch, index): the same after a resume (docs/resume.md).
+            sampler = EpochSampler(dataset, seed=seed, num_replicas=replicas, rank=rank)
+            if trainer is not None:
+                # Lightning creates the loader's iterator (with workers: starts prefetching) before its first
+                # set_epoch call; start at the epoch it will set, which after a resume is not 0.
+                sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed)
+            if hasattr(dataset, "seed"):
+                dataset.seed = seed
         if not training:
             # Order evaluation by duration (less padding), and give each process a disjoint, unpadded share
             # so that distributed metrics count every utterance exactly once.
@@ -482,7 +495,6 @@ class SERDataModule(LightningDataModule, ABC):
             order = None
             if records is not None and all(r.duration > 0 for r in records):
                 order = sorted(range(len(records)), key=lambda i: records[i].duration)
-            trainer = self.trainer if self._trainer_attached() else None
             if trainer is not None and trainer.world_size > 1:
                 sampler = UnrepeatedDistributedSampler(
                     dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
@@ -499,7 +511,13 @@ class SERDataModule(LightningDataModule, ABC):
             drop_last=training and len(dataset) > self.batch_size,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
+            # Its own generator: creating an iterator draws the workers' base seed from it, not the global RNG.
+            generator=torch.Generator().manual_seed(seed),
         )
+
+    def _run_seed(self) -> int:
+        """The run's ``seed_everything`` seed (``PL_GLOBAL_SEED``), else the split seed."""
+        return int(os.environ.get("PL_GLOBAL_SEED", self.seed))
 
     def _trainer_attached(self) -> bool:
         try:

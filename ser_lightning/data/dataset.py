@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ser_lightning.audio import WaveformTransform, check_waveform, read_audio
+from ser_lightning.audio import WaveformAugmentation, WaveformTransform, check_waveform, read_audio
 from ser_lightning.data.manifest import Utterance
+from ser_lightning.data.sampling import decode_key, item_generator, item_seed, seeded_global_rngs
 from ser_lightning.errors import AudioReadError
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,15 @@ class UtteranceDataset(Dataset):
     too short or silent audio) does not raise: the item is a marker (:func:`failed_item`) that
     :func:`collate_utterances` drops and lists in the batch's ``failed``, so that the main process counts it
     (worker processes' state does not survive them). Under ``strict`` it raises :class:`AudioReadError`.
+
+    Attributes:
+        seed: base seed of the per-item randomness. An epoch key of
+            :class:`~ser_lightning.data.sampling.EpochSampler` (what the training loader yields) draws the crop
+            start and the augmentation seed from ``(seed, epoch, index)``; a plain index draws them from the global
+            random generators.
     """
+
+    seed: int = 0
 
     def __init__(
         self,
@@ -87,6 +96,7 @@ class UtteranceDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict[str, object]:
+        epoch, index = decode_key(index, len(self.records))
         record = self.records[index]
         try:
             audio = read_audio(record.path, self.sample_rate)
@@ -98,10 +108,12 @@ class UtteranceDataset(Dataset):
         if self.preprocess is not None:
             audio = np.asarray(self.preprocess(audio, self.sample_rate), dtype=np.float32)
         if self.augment is not None:
-            audio = np.asarray(self.augment(audio, self.sample_rate), dtype=np.float32)
+            audio = np.asarray(augment_item(self.augment, audio, self.sample_rate, self.seed, epoch, index),
+                               dtype=np.float32)  # fmt: skip
         waveform = torch.from_numpy(audio)
         if self.segment_samples is not None and waveform.numel() > self.segment_samples:
-            start = int(torch.randint(0, waveform.numel() - self.segment_samples + 1, ()).item())
+            crop_rng = None if epoch is None else item_generator(self.seed, epoch, index, stream=1)
+            start = int(torch.randint(0, waveform.numel() - self.segment_samples + 1, (), generator=crop_rng).item())
             waveform = waveform[start : start + self.segment_samples]
         return {
             "waveform": waveform,
@@ -112,6 +124,24 @@ class UtteranceDataset(Dataset):
             "path": record.path,
             "index": index,
         }
+
+
+def augment_item(
+    augment: WaveformTransform, audio: np.ndarray, sample_rate: int, seed: int, epoch: int | None, index: int
+) -> np.ndarray:
+    """Applies a training augmentation to item ``index``: seeded by ``(seed, epoch, index)`` when ``epoch`` is known.
+
+    A :class:`~ser_lightning.audio.WaveformAugmentation` gets the seed through its deterministic
+    :meth:`~ser_lightning.audio.WaveformAugmentation.augment`; any other transform runs with the global generators
+    seeded for the call (and restored after it). Without an epoch (a plain index) the transform is simply called.
+    """
+    if epoch is None:
+        return augment(audio, sample_rate)
+    seed_ = item_seed(seed, epoch, index, stream=0)
+    if isinstance(augment, WaveformAugmentation):
+        return augment.augment(audio, sample_rate, seed_)
+    with seeded_global_rngs(seed_):
+        return augment(audio, sample_rate)
 
 
 def collate_utterances(items: Sequence[dict[str, object]]) -> dict[str, object]:

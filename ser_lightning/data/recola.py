@@ -15,7 +15,9 @@ from torch.utils.data import Dataset
 
 from ser_lightning.audio import WaveformTransform, read_audio
 from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.dataset import augment_item
 from ser_lightning.data.manifest import ParseReport, Utterance
+from ser_lightning.data.sampling import decode_key, item_generator
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -194,7 +196,13 @@ class ContinuousDataset(Dataset):
         target_rate_hz: frame rate of the targets.
         segment_seconds: if given, recordings longer than this are randomly cropped to it (training only).
         augment: a length-preserving waveform augmentation of the crop (training only).
+
+    Attributes:
+        seed: base seed of the per-item randomness of epoch keys (as in
+            :class:`~ser_lightning.data.dataset.UtteranceDataset`).
     """
+
+    seed: int = 0
 
     def __init__(
         self,
@@ -217,13 +225,15 @@ class ContinuousDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict[str, object]:
+        epoch, index = decode_key(index, len(self.records))
         record = self.records[index]
         targets = self.targets[index]
         rate = self.target_rate_hz
         audio_frames = math.floor(record.duration * rate + 1e-6) if record.duration > 0 else None
         available = min(len(targets), audio_frames) if audio_frames is not None else 0
         if self.segment_frames is not None and available > self.segment_frames:
-            first = int(torch.randint(0, available - self.segment_frames + 1, ()).item())
+            crop_rng = None if epoch is None else item_generator(self.seed, epoch, index, stream=1)
+            first = int(torch.randint(0, available - self.segment_frames + 1, (), generator=crop_rng).item())
             audio = read_audio(record.path, self.sample_rate, first / rate, self.segment_frames / rate)
             targets = targets[first : first + self.segment_frames]
         else:
@@ -231,7 +241,8 @@ class ContinuousDataset(Dataset):
             targets = targets[: math.ceil(len(audio) * rate / self.sample_rate - 1e-6)]
         if self.augment is not None:
             length = len(audio)
-            audio = np.asarray(self.augment(audio, self.sample_rate), dtype=np.float32)
+            audio = np.asarray(augment_item(self.augment, audio, self.sample_rate, self.seed, epoch, index),
+                               dtype=np.float32)  # fmt: skip
             if len(audio) != length:
                 raise ValueError(
                     f"augmentation {self.augment!r} changed the length of {record.path} ({length} -> {len(audio)} "

@@ -1,0 +1,98 @@
+"""Training order and per-item randomness as functions of (seed, epoch, index), so that a resumed run is exact.
+
+:class:`EpochSampler` shuffles with a generator seeded by ``seed + epoch`` (Lightning calls ``set_epoch`` on every
+train sampler before each epoch, also after a resume) and yields *keys* that carry the epoch with the index:
+``key = (epoch + 1) * len(dataset) + index``. The dataset decodes them with :func:`decode_key` and draws its crop
+start and augmentation seed from :func:`item_generator`. The key is what travels to the DataLoader workers, so
+persistent workers (which keep their own copy of the dataset, out of reach of a ``set_epoch`` on the main process'
+copy) still see the right epoch. A key below ``len(dataset)`` is a plain index (no epoch: e.g. ``dataset[3]`` or
+a plain shuffling loader), for which the dataset keeps drawing from the global random generators as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DistributedSampler
+
+
+def encode_key(epoch: int, index: int, size: int) -> int:
+    """The key of item ``index`` in epoch ``epoch`` of a dataset of ``size`` items (see the module docstring)."""
+    return (int(epoch) + 1) * int(size) + int(index)
+
+
+def decode_key(key: int, size: int) -> tuple[int | None, int]:
+    """``(epoch, index)`` from a key of :func:`encode_key`; ``(None, key)`` for a plain index (``key < size``)."""
+    key = int(key)
+    if key < size or size <= 0:
+        return None, key
+    epoch, index = divmod(key, size)
+    return epoch - 1, index
+
+
+def item_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
+    """A 63-bit seed that depends only on ``(seed, epoch, index, stream)`` (one ``stream`` per use, e.g. crop)."""
+    words = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), int(index), int(stream)]).generate_state(2)
+    return int((int(words[0]) << 32 | int(words[1])) & (2**63 - 1))
+
+
+def item_generator(seed: int, epoch: int, index: int, stream: int = 0) -> torch.Generator:
+    """A CPU :class:`torch.Generator` seeded by :func:`item_seed`."""
+    return torch.Generator().manual_seed(item_seed(seed, epoch, index, stream))
+
+
+@contextlib.contextmanager
+def seeded_global_rngs(seed: int) -> Iterator[None]:
+    """Seeds python's :mod:`random`, numpy's and torch's CPU global generators for the block, then restores them.
+
+    For a transform that draws from the global generators (anything but a
+    :class:`~ser_lightning.audio.WaveformAugmentation`, whose :meth:`augment` takes a seed).
+    """
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+class EpochSampler(DistributedSampler):
+    """A (distributed) shuffling sampler whose order depends only on ``(seed, epoch)`` and that yields epoch keys.
+
+    A :class:`~torch.utils.data.DistributedSampler` (so Lightning neither replaces nor wraps it under DDP, and calls
+    its :meth:`set_epoch` every epoch) that yields :func:`encode_key` keys instead of bare indices. Without a
+    process group it is a single-replica sampler. An iteration that follows another without a :meth:`set_epoch` in
+    between (a plain training loop outside Lightning) counts as the next epoch.
+
+    Args:
+        dataset: the training dataset (sized).
+        seed: the shuffle seed (the run's ``seed_everything`` seed).
+        num_replicas: number of processes (1 without DDP).
+        rank: this process' rank.
+        shuffle: shuffle (else the natural order, still as keys).
+    """
+
+    def __init__(self, dataset, seed: int = 0, num_replicas: int = 1, rank: int = 0, shuffle: bool = True) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        self._epoch_used = False
+
+    def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch of the next iteration (Lightning calls it before every epoch)."""
+        super().set_epoch(epoch)
+        self._epoch_used = False
+
+    def __iter__(self) -> Iterator[int]:
+        if self._epoch_used:  # iterated again without set_epoch: the next epoch
+            self.epoch += 1
+        self._epoch_used = True
+        size = len(self.dataset)
+        epoch = self.epoch
+        return (encode_key(epoch, index, size) for index in super().__iter__())
