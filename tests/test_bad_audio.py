@@ -124,8 +124,7 @@ def zoo_fit(zoo_manifest: dict[str, Path]) -> dict[str, object]:
     tmp = zoo_manifest["tmp"]
     config = tmp / "data.yaml"
     config.write_text(yaml.safe_dump({"class_path": "ser_lightning.data.ManifestDataModule", "init_args": {
-        "manifest": str(zoo_manifest["manifest"]), "protocol": "loso", "fold": 0, "batch_size": 4,
-        "segment_seconds": 1.0}}))  # fmt: skip
+        "manifest": str(zoo_manifest["manifest"]), "protocol": "loso", "fold": 0, "batch_size": 4}}))  # fmt: skip
     args = ["--config", MAIN, "--data", str(config), "--trainer.logger.init_args.save_dir", str(tmp / "runs"),
             "--trainer.enable_progress_bar", "false", *SMALL]  # fmt: skip
     cli = main(["fit", *args, "--trainer.max_epochs", "1"])
@@ -176,8 +175,7 @@ def test_a_file_broken_after_setup_is_a_counted_skip(tmp_path: Path, tiny_corpus
         copy.write_bytes(Path(r["path"]).read_bytes())
         r["path"] = str(copy)
     data = ManifestDataModule(manifest=str(write_manifest(tmp_path / "m.csv", rows)), protocol="loso", fold=0,
-                              batch_size=2, num_workers=num_workers, segment_seconds=1.0,
-                              cache_manifest=False)  # fmt: skip
+                              batch_size=2, num_workers=num_workers, cache_manifest=False)  # fmt: skip
     data.setup("fit")
     broken = [data.split.train[0].path, data.split.test[0].path]
     for path in broken:
