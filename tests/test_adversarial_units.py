@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from ser_lightning.augment.noise import achieved_snr
+from ser_lightning.augment.mixing import achieved_snr
 from ser_lightning.callbacks import AdversarialRobustness, fgsm
 from ser_lightning.callbacks.adversarial import perturbation_snr_db
 from ser_lightning.callbacks.test_cache import CachedBatch

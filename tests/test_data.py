@@ -12,7 +12,8 @@ import torch
 
 from ser_lightning.audio import read_audio
 from ser_lightning.data import ManifestDataModule, SyntheticDataModule
-from ser_lightning.data.base import CorpusDataModule, SERDataModule
+from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.corpus import CorpusDataModule
 from ser_lightning.data.dataset import UtteranceDataset, collate_utterances
 from ser_lightning.data.manifest import ParseReport, Utterance, read_manifest_csv
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ser_lightning.data.base import CorpusDataModule, SERDataModule
+from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.corpus import CorpusDataModule
 from ser_lightning.data.iemocap import IEMOCAPDataModule, parse_iemocap
 from ser_lightning.data.manifest import ParseReport, count_by
 from ser_lightning.errors import AudioReadError, CorpusNotFoundError, ManifestError, ProtocolError

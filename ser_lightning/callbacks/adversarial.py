@@ -14,7 +14,7 @@ training split of the trainer's DataModule (whole utterances, unaugmented; see
 :func:`ser_lightning.models.normalisation.training_feature_moments`). ``epsilon_unit="absolute"`` restores
 the former raw-feature budget. In the waveform domain the budget is a perturbation SNR, and the SNR actually
 achieved (``10 log10(P_x / P_delta)`` over each utterance's valid samples, the formula of
-:func:`ser_lightning.augment.noise.achieved_snr`) is recorded, mean and minimum over utterances.
+:func:`ser_lightning.augment.mixing.achieved_snr`) is recorded, mean and minimum over utterances.
 """
 
 from __future__ import annotations
@@ -331,7 +331,7 @@ class AdversarialRobustness(TestSetRobustness):
 def perturbation_snr_db(clean: Tensor, adversarial: Tensor, mask: Tensor) -> Tensor:
     """Per-utterance SNR (dB) of a perturbation: ``10 log10(P_clean / P_(adversarial - clean))`` over valid samples.
 
-    The formula of :func:`ser_lightning.augment.noise.achieved_snr`, batched. A zero perturbation gives ``inf``.
+    The formula of :func:`ser_lightning.augment.mixing.achieved_snr`, batched. A zero perturbation gives ``inf``.
 
     Args:
         clean: ``[B, T]`` clean waveforms.

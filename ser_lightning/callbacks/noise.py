@@ -33,15 +33,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ser_lightning.augment.noise import NoiseBank, NoisePart, ProceduralNoiseBank, mix_at_snr, resolve_part
-from ser_lightning.augment.recipes import (
-    BankNoise,
-    Chain,
-    OneOf,
-    PeakScaledGaussianNoise,
-    Recipe,
-    WaveformAugmentation,
-)
+from ser_lightning.audio import WaveformAugmentation
+from ser_lightning.augment.mixing import mix_at_snr
+from ser_lightning.augment.noise import NoiseBank, ProceduralNoiseBank
+from ser_lightning.augment.parts import NoisePart, resolve_part
+from ser_lightning.augment.recipes import Recipe
+from ser_lightning.augment.transforms import BankNoise, Chain, OneOf, PeakScaledGaussianNoise
 from ser_lightning.callbacks.test_cache import CachedBatch, TestSetRobustness
 from ser_lightning.metrics import METRIC_NAMES
 from ser_lightning.results import log_figure
@@ -213,7 +210,7 @@ class NoiseRobustness(TestSetRobustness):
     Each utterance's noise is drawn once per category from a generator seeded by ``(seed, category,
     utterance id)`` (stable CRC32 hashes) — independent of the SNR (the same noise segment at every SNR), of
     batch size and order, of the model and of the DDP sharding — and mixed with
-    :func:`ser_lightning.augment.noise.mix_at_snr` into the unpadded utterance. A silent utterance (zero power:
+    :func:`ser_lightning.augment.mixing.mix_at_snr` into the unpadded utterance. A silent utterance (zero power:
     its SNR is undefined) is evaluated clean and counted in ``silent_utterances``.
 
     Logs ``test_ua_<noise>_snr<k>db`` and ``test_wa_<noise>_snr<k>db`` for each cell (see :func:`category_slug`

@@ -1,6 +1,7 @@
 """DataModules (one per corpus, over two bases), native-layout parsers, manifests, protocols and datasets."""
 
-from ser_lightning.data.base import CorpusDataModule, SERDataModule
+from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.corpus import CorpusDataModule
 from ser_lightning.data.crema_d import CREMADDataModule
 from ser_lightning.data.cross_corpus import CrossCorpusDataModule
 from ser_lightning.data.emodb import EMODBDataModule

@@ -79,7 +79,7 @@ class CrossCorpusDataModule(SERDataModule):
 
     The two corpora are configured as nested DataModules (their own roots and label options; their loader
     arguments are not used). The protocol is this one, with no folds: ``protocol``, ``fold`` and the other
-    arguments of a single corpus' split (:class:`~ser_lightning.data.base.CorpusDataModule`) are not accepted;
+    arguments of a single corpus' split (:class:`~ser_lightning.data.corpus.CorpusDataModule`) are not accepted;
     ``seed`` seeds the draw of the target's selection and test speakers (repeat runs with other seeds).
 
     Args:

@@ -6,7 +6,7 @@ import logging
 import re
 from pathlib import Path
 
-from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.corpus import CorpusDataModule
 from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 

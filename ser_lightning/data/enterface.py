@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.corpus import CorpusDataModule
 from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.errors import CorpusNotFoundError
 

@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ser_lightning.data.base import CorpusDataModule
 from ser_lightning.data.cache import files_fingerprint
+from ser_lightning.data.corpus import CorpusDataModule
 from ser_lightning.data.manifest import Utterance, read_manifest_csv, unique
 from ser_lightning.errors import CorpusNotFoundError, ManifestError
 

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ser_lightning.audio import WaveformTransform, read_audio
-from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.corpus import CorpusDataModule
 from ser_lightning.data.dataset import augment_item
 from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.data.sampling import decode_key, item_generator

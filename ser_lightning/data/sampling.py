@@ -12,12 +12,15 @@ a plain shuffling loader), for which the dataset keeps drawing from the global r
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
+
+log = logging.getLogger(__name__)
 
 
 def encode_key(epoch: int, index: int, size: int) -> int:
@@ -96,3 +99,29 @@ class EpochSampler(DistributedSampler):
         size = len(self.dataset)
         epoch = self.epoch
         return (encode_key(epoch, index, size) for index in super().__iter__())
+
+
+class SkippingDataLoader(DataLoader):
+    """A DataLoader that counts, in the main process, the utterances its dataset could not read.
+
+    Each batch of :func:`~ser_lightning.data.dataset.collate_utterances` lists the items that failed when read
+    (in a worker process or not) under ``failed``; they are recorded in the dataset's ``read_failures`` (the
+    main process' copy of the dataset, the one the DataModule describes) with a warning naming each file once.
+    A batch left empty is not yielded (a model step needs at least one utterance), unless the dataset's
+    ``keep_empty_batches`` is set (``predict`` writes a row for every failed file).
+    """
+
+    def __iter__(self):
+        dataset = self.dataset
+        failures = getattr(dataset, "read_failures", None)
+        keep_empty = getattr(dataset, "keep_empty_batches", False)
+        for batch in super().__iter__():
+            if isinstance(batch, dict) and batch.get("failed"):
+                for item in batch["failed"]:
+                    if failures is not None and item["path"] not in failures:
+                        log.warning("skipping %s: %s", item["path"], item["reason"])
+                        failures[item["path"]] = {"path": item["path"], "reason": item["reason"],
+                                                  "kind": item["kind"], "stage": "read"}  # fmt: skip
+                if len(batch.get("utt_id", ())) == 0 and not keep_empty:
+                    continue
+            yield batch

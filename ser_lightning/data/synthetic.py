@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from ser_lightning.data.base import CorpusDataModule
+from ser_lightning.data.corpus import CorpusDataModule
 from ser_lightning.data.manifest import Utterance, read_manifest_csv
 from ser_lightning.synth import DEFAULT_EMOTIONS, EMOTIONS, ensure_corpus
 
