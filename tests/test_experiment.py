@@ -267,3 +267,27 @@ def test_collect_with_one_pair_skips_the_tests(tmp_path: Path) -> None:
     assert card["per_variant"]["baseline"]["test_ua"]["std"] is None
     assert card["per_variant"]["baseline"]["test_ua"]["ci95"] is None
     assert "| - (" in (root / "card.md").read_text()
+
+
+def test_cell_states_and_resume(tmp_path: Path) -> None:
+    import os
+
+    from ser_lightning.experiment.local import cell_state, resumes
+
+    cell = make_plan(load_spec(write_spec(tmp_path)), folds=[0]).cells[0]
+    assert cell_state(cell) == "pending" and not resumes(cell.directory)
+    (cell.directory / "checkpoints").mkdir(parents=True)
+    (cell.directory / "checkpoints" / "last.ckpt").write_bytes(b"")
+    # An interrupted fit writes only training_stop: resumed from last.ckpt, not skipped.
+    (cell.directory / "results.json").write_text(json.dumps({"training_stop": {"reason": "interrupted"}}))
+    info = {"state": "running", "pid": 2**22 + 12345, "host": __import__("socket").gethostname()}
+    (cell.directory / "cell.json").write_text(json.dumps(info))
+    assert cell_state(cell) == "interrupted" and resumes(cell.directory)
+    assert "--ckpt_path" in cell.command(resume=True)
+    (cell.directory / "cell.json").write_text(json.dumps({**info, "pid": os.getpid()}))
+    assert cell_state(cell) == "running"
+    (cell.directory / "cell.json").write_text(json.dumps({"state": "failed", "returncode": 1}))
+    assert cell_state(cell) == "failed"
+    (cell.directory / "results.json").write_text(json.dumps({"test_ua": 0.5}))
+    (cell.directory / "cell.json").write_text(json.dumps({"state": "done", "returncode": 0}))
+    assert cell_state(cell) == "done" and not resumes(cell.directory)

@@ -31,7 +31,7 @@ from typing import Any
 
 from ser_lightning.experiment.plan import LAST_CKPT, Cell, Plan
 
-__all__ = ["CellOutcome", "LocalExecutor", "cell_state", "has_test_results", "read_cell_json"]
+__all__ = ["CellOutcome", "LocalExecutor", "cell_state", "has_test_results", "read_cell_json", "resumes", "summary"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,11 @@ def has_test_results(directory: Path) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return isinstance(results, dict) and any(key in results for key in TEST_KEYS)
+
+
+def resumes(directory: Path) -> bool:
+    """Whether a cell continues from ``<directory>/checkpoints/last.ckpt`` (it has one, but no test results)."""
+    return (Path(directory) / LAST_CKPT).is_file() and not has_test_results(directory)
 
 
 def _alive(pid: int) -> bool:
@@ -159,7 +164,7 @@ class LocalExecutor:
     def run_cell(self, cell: Cell) -> CellOutcome:
         """Runs one cell to its end (resuming from ``last.ckpt`` when it has one but no test results)."""
         cell.directory.mkdir(parents=True, exist_ok=True)
-        resume = (cell.directory / LAST_CKPT).is_file() and not has_test_results(cell.directory)
+        resume = resumes(cell.directory)
         command = cell.command(resume=resume)
         previous = read_cell_json(cell.directory) or {}
         attempt = int(previous.get("attempt", 0)) + 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,16 +135,18 @@ def _data_instance(config_args: list[str]) -> Any:
         def instantiate_classes(self) -> None:
             return None
 
-    cli = _ParseOnly(
-        SERTask,
-        SERDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        run=False,
-        seed_everything_default=0,
-        auto_configure_optimizers=False,
-        args=config_args,
-    )
+    with warnings.catch_warnings():  # "args and sys.argv both given": the experiment's own argv is not the run's
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        cli = _ParseOnly(
+            SERTask,
+            SERDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            run=False,
+            seed_everything_default=0,
+            auto_configure_optimizers=False,
+            args=config_args,
+        )
     parser = ArgumentParser()
     parser.add_subclass_arguments(SERDataModule, "data")
     data = cli.config["data"]
