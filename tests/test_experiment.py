@@ -133,7 +133,7 @@ def test_dry_run_lists_every_cell(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 # ------------------------------------------------------------------------------------------- a real tiny run
-def test_local_run_skip_and_failure(tmp_path: Path, tiny_corpus: Path) -> None:
+def test_local_run_skip_and_failure(tmp_path: Path, tiny_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Two tiny cells and one broken variant: the broken one fails alone, the card averages the others, and a rerun
     starts only the failed cell again."""
     args = ["--data", TINY, "--data.init_args.root", str(tiny_corpus.parent), *FAST]
@@ -170,9 +170,33 @@ def test_local_run_skip_and_failure(tmp_path: Path, tiny_corpus: Path) -> None:
     # A rerun skips the done cells (their cell.json untouched: no new process) and retries the failed ones.
     before = {c: (c / "cell.json").read_text() for c in done}
     attempts = json.loads((broken / "cell.json").read_text())["attempt"]
-    assert main(["run", str(spec_path), "--collect", "false"]) == 1
+    assert main(["run", str(spec_path), "--collect", "false", "--jobs", "2"]) == 1
     assert {c: (c / "cell.json").read_text() for c in done} == before
     assert json.loads((broken / "cell.json").read_text())["attempt"] == attempts + 1
+
+    assert main(["status", str(spec_path)]) == 0
+    out = capsys.readouterr().out
+    assert "done         baseline/fold0-seed1" in out and "failed       broken/fold0-seed0" in out
+    assert "4 cells: 2 done, 2 failed" in out
+    assert main(["collect", str(spec_path)]) == 1  # a failed cell: non-zero
+    assert "# Experiment `demo`" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_interrupted_cell_resumes_from_last_checkpoint(tmp_path: Path, tiny_corpus: Path) -> None:
+    args = ["--data", TINY, "--data.init_args.root", str(tiny_corpus.parent), *FAST]
+    spec_path = write_spec(tmp_path, args=args, folds=[0], variants={"baseline": []})
+    assert main(["run", str(spec_path), "--collect", "false"]) == 0
+    cell = tmp_path / "runs" / "demo" / "baseline" / "fold0-seed0"
+    # Make it look interrupted: training_stop only, cell.json left "running" by a process that is gone.
+    (cell / "results.json").write_text(json.dumps({"training_stop": {"reason": "interrupted"}}))
+    info = json.loads((cell / "cell.json").read_text())
+    (cell / "cell.json").write_text(json.dumps({**info, "state": "running", "pid": 2**22 + 12345}))
+    assert main(["run", str(spec_path), "--collect", "false"]) == 0
+    info = json.loads((cell / "cell.json").read_text())
+    assert info["state"] == "done" and info["resumed"] is True and info["attempt"] == 2
+    assert str(cell / "checkpoints" / "last.ckpt") in info["command"]
+    assert "test_ua" in json.loads((cell / "results.json").read_text())
 
 
 def test_failure_summary_names_cells_and_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
