@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 from jsonargparse import ArgumentParser
 
@@ -101,6 +101,9 @@ def main(args: list[str] | None = None) -> int:
     from ser_lightning.experiment.plan import make_plan
 
     if command == "collect":
+        if not spec.directory.is_dir():
+            log.error("no experiment folder %s: run the experiment first (or pass --output_root)", spec.directory)
+            return 2
         card = collect(spec.directory, list(spec.variants), spec.to_dict())
         print(open(spec.directory.resolve() / "card.md").read())  # noqa: SIM115 - the command's output
         return 0 if not card["cells_failed"] else 1
