@@ -58,7 +58,7 @@ def _parser() -> ArgumentParser:
                 help="list every cell and its command; run nothing",
             )
             sub.add_argument(
-                "--executor", type=str, default="local", choices=["local"], help="where cells run (local processes)"
+                "--executor", type=Literal["local"], default="local", help="where cells run (local processes)"
             )
             sub.add_argument("--jobs", type=int, default=1, help="cells run at once (local executor)")
             sub.add_argument("--collect", type=bool, default=True, help="collect the card when the run ends")
