@@ -1,0 +1,481 @@
+"""The experiment's result card: ``card.json``, ``card.md`` and ``cells.csv`` in the experiment folder.
+
+Built from the cells' ``results.json`` files only (no training, no corpus): a per-cell table; per variant the mean
+and sample standard deviation (``ddof=1``) over all finished cells of test UA, WA and macro-F1 (CCC for regression
+runs), a 95 % percentile-bootstrap interval of the mean over folds (each fold's cells first averaged over seeds;
+``scipy.stats.bootstrap``, seeded), the pooled confusion matrix and, when every test split is one speaker (LOSO),
+the UA per test speaker; paired comparisons of each variant with the first (the baseline) over the same
+(fold, seed) pairs, with the Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, two-sided) and the paired t-test
+(``scipy.stats.ttest_rel``, two-sided); and a protocol stamp.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import platform
+import re
+import socket
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ser_lightning.experiment.local import CELL_LOG, RESULTS, read_cell_json
+
+__all__ = ["CONFIDENCE", "METRICS", "bootstrap_interval", "collect", "paired_tests"]
+
+log = logging.getLogger(__name__)
+
+METRICS = ("test_ua", "test_wa", "test_f1", "test_ccc")
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 0
+_CELL = re.compile(r"^fold(\d+)-seed(-?\d+)$")
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def bootstrap_interval(values: list[float], seed: int = BOOTSTRAP_SEED) -> dict[str, Any] | None:
+    """95 % percentile-bootstrap interval of the mean (``scipy.stats.bootstrap``, 9999 resamples, seeded).
+
+    Args:
+        values: one value per fold.
+        seed: the generator's seed.
+
+    Returns:
+        ``{"low", "high", "n", "method"}``, or ``None`` with fewer than two values.
+    """
+    if len(values) < 2:
+        return None
+    from scipy.stats import bootstrap
+
+    result = bootstrap(
+        (np.asarray(values, dtype=float),),
+        np.mean,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = result.confidence_interval
+    return {
+        "low": float(low),
+        "high": float(high),
+        "n": len(values),
+        "method": f"percentile bootstrap over folds, {BOOTSTRAP_RESAMPLES} resamples, seed {seed}",
+    }
+
+
+def paired_tests(baseline: list[float], other: list[float]) -> dict[str, Any]:
+    """Wilcoxon signed-rank and paired t-test of ``other - baseline`` (two-sided).
+
+    Args:
+        baseline: the baseline's values, one per (fold, seed) pair.
+        other: the variant's values on the same pairs, in the same order.
+
+    Returns:
+        ``n``, ``mean_difference`` and, with at least two pairs, ``wilcoxon`` and ``ttest_rel`` as
+        ``{"statistic", "pvalue"}`` (or ``{"skipped": why}``).
+    """
+    from scipy.stats import ttest_rel, wilcoxon
+
+    a, b = np.asarray(baseline, dtype=float), np.asarray(other, dtype=float)
+    out: dict[str, Any] = {"n": len(a), "mean_difference": float(np.mean(b - a)) if len(a) else None}
+    if len(a) < 2:
+        why = f"{len(a)} pair(s): a paired test needs at least 2"
+        return {**out, "wilcoxon": {"skipped": why}, "ttest_rel": {"skipped": why}}
+    if np.allclose(b - a, 0.0):
+        out["wilcoxon"] = {"skipped": "every difference is zero"}
+    else:
+        try:
+            res = wilcoxon(b, a)
+            out["wilcoxon"] = {"statistic": float(res.statistic), "pvalue": float(res.pvalue)}
+        except ValueError as err:
+            out["wilcoxon"] = {"skipped": str(err)}
+    res = ttest_rel(b, a)
+    stat, pvalue = float(res.statistic), float(res.pvalue)
+    out["ttest_rel"] = (
+        {"statistic": stat, "pvalue": pvalue}
+        if math.isfinite(pvalue)
+        else {"skipped": "the differences have zero variance"}
+    )
+    return out
+
+
+def _cell_dirs(directory: Path) -> list[tuple[str, int, int, Path]]:
+    plan_file = directory / "experiment.json"
+    if plan_file.is_file():
+        cells = json.loads(plan_file.read_text())["cells"]
+        return [(c["variant"], int(c["fold"]), int(c["seed"]), Path(c["directory"])) for c in cells]
+    out = []
+    for path in sorted(directory.glob("*/*")):
+        match = _CELL.match(path.name)
+        if path.is_dir() and match:
+            out.append((path.parent.name, int(match.group(1)), int(match.group(2)), path))
+    return out
+
+
+def _config_value(path: Path, *keys: str) -> Any:
+    try:
+        node: Any = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _git_commit() -> dict[str, Any] | None:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["cuda_devices"] = (
+            [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            if torch.cuda.is_available()
+            else []
+        )
+    except Exception as err:  # the card records hardware as far as it can
+        info["torch"] = f"unavailable: {err}"
+    return info
+
+
+def _mean_std(values: list[float]) -> dict[str, Any]:
+    arr = np.asarray(values, dtype=float)
+    return {
+        "n": len(arr),
+        "mean": float(arr.mean()),
+        "std": float(arr.std(ddof=1)) if len(arr) > 1 else None,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+    }
+
+
+def collect(directory: str | Path, variants: list[str] | None = None, spec: dict[str, Any] | None = None) -> dict:
+    """Aggregates an experiment folder into ``card.json``, ``card.md`` and ``cells.csv``.
+
+    Args:
+        directory: the experiment folder (``<output_root>/<name>``).
+        variants: the variants in order (the first is the baseline); default: the spec's order saved in
+            ``experiment.json``, else alphabetical.
+        spec: the experiment spec as data (default: from ``experiment.json`` when present).
+
+    Returns:
+        The card (what ``card.json`` holds).
+    """
+    directory = Path(directory).resolve()
+    plan_file = directory / "experiment.json"
+    saved = json.loads(plan_file.read_text()) if plan_file.is_file() else {}
+    spec = spec or saved.get("spec") or {"name": directory.name}
+    cells = []
+    for variant, fold, seed, path in _cell_dirs(directory):
+        info = read_cell_json(path) or {}
+        try:
+            results = json.loads((path / RESULTS).read_text())
+        except (OSError, json.JSONDecodeError):
+            results = {}
+        metrics = {m: _finite(results.get(m)) for m in METRICS}
+        finished = any(v is not None for v in metrics.values())
+        state = info.get("state") or ("done" if finished else "pending")
+        if state == "done" and not finished:
+            state = "failed"
+        cells.append(
+            {
+                "variant": variant,
+                "fold": fold,
+                "seed": seed,
+                "state": state,
+                "directory": str(path),
+                "log": str(path / CELL_LOG),
+                "seconds": info.get("seconds"),
+                "returncode": info.get("returncode"),
+                **metrics,
+                "_results": results if finished else None,
+            }
+        )
+    order = variants or list((spec.get("variants") or {}).keys()) or sorted({c["variant"] for c in cells})
+    order += sorted({c["variant"] for c in cells} - set(order))
+    done = [c for c in cells if c["_results"] is not None]
+    metrics = [m for m in METRICS if any(c[m] is not None for c in done)]
+
+    per_variant: dict[str, Any] = {}
+    for variant in order:
+        mine = [c for c in done if c["variant"] == variant]
+        entry: dict[str, Any] = {"cells": len(mine), "planned": sum(c["variant"] == variant for c in cells)}
+        for metric in metrics:
+            values = [c[metric] for c in mine if c[metric] is not None]
+            if not values:
+                continue
+            by_fold: dict[int, list[float]] = defaultdict(list)
+            for c in mine:
+                if c[metric] is not None:
+                    by_fold[c["fold"]].append(c[metric])
+            fold_means = [float(np.mean(by_fold[f])) for f in sorted(by_fold)]
+            entry[metric] = {**_mean_std(values), "folds": len(fold_means), "ci95": bootstrap_interval(fold_means)}
+        matrices = [
+            np.asarray(c["_results"]["confusion_matrix"]) for c in mine if c["_results"].get("confusion_matrix")
+        ]
+        if matrices and len({m.shape for m in matrices}) == 1:
+            entry["confusion_matrix"] = np.sum(matrices, axis=0).astype(int).tolist()
+        speakers = [c["_results"].get("test_speakers") for c in mine]
+        if mine and all(isinstance(s, list) and len(s) == 1 for s in speakers) and "test_ua" in metrics:
+            per_speaker: dict[str, list[float]] = defaultdict(list)
+            for c, s in zip(mine, speakers, strict=True):
+                if c["test_ua"] is not None:
+                    per_speaker[s[0]].append(c["test_ua"])
+            entry["per_speaker_ua"] = {k: float(np.mean(v)) for k, v in sorted(per_speaker.items())}
+        elif mine:
+            entry["per_speaker_ua"] = None
+            entry["per_speaker_note"] = (
+                "skipped: a test split holds more than one speaker and results.json has no per-utterance predictions"
+            )
+        per_variant[variant] = entry
+
+    comparisons: dict[str, Any] = {}
+    baseline = order[0] if order else None
+    for variant in order[1:]:
+        comparisons[variant] = {}
+        for metric in metrics:
+            base = {
+                (c["fold"], c["seed"]): c[metric] for c in done if c["variant"] == baseline and c[metric] is not None
+            }
+            other = {
+                (c["fold"], c["seed"]): c[metric] for c in done if c["variant"] == variant and c[metric] is not None
+            }
+            pairs = sorted(set(base) & set(other))
+            comparisons[variant][metric] = paired_tests([base[p] for p in pairs], [other[p] for p in pairs])
+
+    card = {
+        "experiment": spec.get("name", directory.name),
+        "description": spec.get("description", ""),
+        "directory": str(directory),
+        "baseline": baseline,
+        "variants": order,
+        "metrics": metrics,
+        "cells_total": len(cells),
+        "cells_done": len(done),
+        "cells_failed": [
+            {"cell": f"{c['variant']}/fold{c['fold']}-seed{c['seed']}", "log": c["log"]}
+            for c in cells
+            if c["state"] == "failed"
+        ],
+        "cells_pending": [
+            f"{c['variant']}/fold{c['fold']}-seed{c['seed']}" for c in cells if c["state"] not in ("done", "failed")
+        ],
+        "statistics": {
+            "std": "sample standard deviation (ddof=1) over all finished cells",
+            "ci95": "percentile bootstrap of the mean over folds (each fold averaged over its seeds), "
+            f"scipy.stats.bootstrap, {BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}",
+            "paired": f"each variant minus the baseline ({baseline}) over the same (fold, seed) pairs: "
+            "scipy.stats.wilcoxon (signed-rank, two-sided) and scipy.stats.ttest_rel "
+            "(two-sided)",
+        },
+        "per_variant": per_variant,
+        "comparisons": comparisons,
+        "stamp": _stamp(spec, saved, cells, done, order),
+        "cells": [{k: v for k, v in c.items() if k != "_results"} for c in cells],
+    }
+    _write(directory, card)
+    return card
+
+
+def _stamp(
+    spec: dict[str, Any], saved: dict[str, Any], cells: list[dict], done: list[dict], order: list[str]
+) -> dict[str, Any]:
+    import ser_lightning
+
+    first = done[0]["_results"] if done else {}
+    counts = first.get("class_counts") or {}
+    totals: dict[str, int] = defaultdict(int)
+    for part in counts.values():
+        for label, n in (part or {}).items():
+            totals[label] += int(n)
+    augmentation, mixup = {}, {}
+    for variant in order:
+        mine = [c for c in done if c["variant"] == variant]
+        augmentation[variant] = sorted({str(c["_results"].get("augmentation")) for c in mine})
+        mixup[variant] = sorted(
+            {
+                str(_config_value(Path(c["directory"]) / "config.yaml", "model", "init_args", "mixup_alpha"))
+                for c in mine
+            }
+        )
+    hosts = sorted({str((read_cell_json(Path(c["directory"])) or {}).get("host")) for c in done})
+    return {
+        "corpus": first.get("corpus"),
+        "task": first.get("task", "classification"),
+        "class_names": first.get("class_names") or first.get("target_names"),
+        "class_counts": dict(totals) or None,
+        "class_counts_note": "the whole corpus (train + validation + test of one fold)" if totals else None,
+        "protocol": first.get("protocol"),
+        "protocol_folds": first.get("protocol_folds"),
+        "folds": sorted({c["fold"] for c in cells}),
+        "fold_source": saved.get("fold_source"),
+        "speaker_independent": all(c["_results"].get("speaker_independent") is True for c in done) if done else None,
+        "seeds": sorted({c["seed"] for c in cells}),
+        "augmentation": augmentation,
+        "mixup_alpha": mixup,
+        "model": sorted({str(c["_results"].get("model")) for c in done}),
+        "base_configs": spec.get("base"),
+        "args": spec.get("args"),
+        "variant_args": spec.get("variants"),
+        "package_version": ser_lightning.__version__,
+        "git": _git_commit(),
+        "hosts": hosts,
+        "hardware": _hardware(),
+        "hardware_note": "of the machine that ran collect (the local executor runs cells on the same machine)",
+    }
+
+
+def _fmt(stat: dict[str, Any] | None) -> str:
+    if not stat:
+        return "-"
+    std = f" ± {stat['std']:.4f}" if stat.get("std") is not None else ""
+    ci = stat.get("ci95")
+    interval = f" [{ci['low']:.4f}, {ci['high']:.4f}]" if ci else ""
+    return f"{stat['mean']:.4f}{std}{interval} (n={stat['n']})"
+
+
+def _p(test: dict[str, Any]) -> str:
+    return f"p={test['pvalue']:.4g}" if "pvalue" in test else f"- ({test.get('skipped', '')})"
+
+
+def _write(directory: Path, card: dict[str, Any]) -> None:
+    (directory / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    metrics = card["metrics"]
+    with (directory / "cells.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["variant", "fold", "seed", "state", *metrics, "seconds", "directory", "log"])
+        for c in card["cells"]:
+            writer.writerow(
+                [
+                    c["variant"],
+                    c["fold"],
+                    c["seed"],
+                    c["state"],
+                    *("" if c[m] is None else f"{c[m]:.6f}" for m in metrics),
+                    c["seconds"] or "",
+                    c["directory"],
+                    c["log"],
+                ]
+            )
+    stamp = card["stamp"]
+    lines = [f"# Experiment `{card['experiment']}`", ""]
+    if card["description"]:
+        lines += [card["description"], ""]
+    lines += [
+        f"{card['cells_done']}/{card['cells_total']} cells finished; baseline `{card['baseline']}`.",
+        "",
+        "## Results (mean ± sample std [95 % bootstrap interval over folds] (cells))",
+        "",
+        "| variant | " + " | ".join(metrics) + " |",
+        "|---" * (len(metrics) + 1) + "|",
+    ]
+    for variant in card["variants"]:
+        entry = card["per_variant"].get(variant, {})
+        lines.append(f"| {variant} | " + " | ".join(_fmt(entry.get(m)) for m in metrics) + " |")
+    if card["comparisons"]:
+        lines += [
+            "",
+            f"## Paired comparisons with `{card['baseline']}` (same folds and seeds; two-sided)",
+            "",
+            "| variant | metric | pairs | mean difference | Wilcoxon signed-rank | paired t-test |",
+            "|---|---|---|---|---|---|",
+        ]
+        for variant, by_metric in card["comparisons"].items():
+            for metric, test in by_metric.items():
+                diff = "-" if test["mean_difference"] is None else f"{test['mean_difference']:+.4f}"
+                lines.append(
+                    f"| {variant} | {metric} | {test['n']} | {diff} | {_p(test['wilcoxon'])} | "
+                    f"{_p(test['ttest_rel'])} |"
+                )
+    names = stamp.get("class_names") or []
+    for variant in card["variants"]:
+        entry = card["per_variant"].get(variant, {})
+        if entry.get("confusion_matrix") and names:
+            lines += [
+                "",
+                f"### Pooled confusion matrix: `{variant}` (rows true, columns predicted)",
+                "",
+                "| | " + " | ".join(names) + " |",
+                "|---" * (len(names) + 1) + "|",
+            ]
+            lines += [
+                f"| {n} | " + " | ".join(map(str, row)) + " |"
+                for n, row in zip(names, entry["confusion_matrix"], strict=False)
+            ]
+        if entry.get("per_speaker_ua"):
+            lines += [
+                "",
+                f"UA per test speaker (`{variant}`, mean over seeds): "
+                + ", ".join(f"{k} {v:.3f}" for k, v in entry["per_speaker_ua"].items()),
+            ]
+        elif entry.get("per_speaker_note"):
+            lines += ["", f"UA per test speaker (`{variant}`): {entry['per_speaker_note']}"]
+    if card["cells_failed"]:
+        lines += ["", "## Failed cells", ""] + [f"- `{f['cell']}`: log `{f['log']}`" for f in card["cells_failed"]]
+    lines += ["", "## Protocol stamp", ""]
+    for key in (
+        "corpus",
+        "task",
+        "class_names",
+        "class_counts",
+        "protocol",
+        "protocol_folds",
+        "folds",
+        "fold_source",
+        "speaker_independent",
+        "seeds",
+        "augmentation",
+        "mixup_alpha",
+        "model",
+        "base_configs",
+        "args",
+        "variant_args",
+        "package_version",
+        "git",
+        "hosts",
+        "hardware",
+    ):
+        lines.append(f"- **{key}**: `{json.dumps(stamp.get(key))}`")
+    lines += ["", "Statistics: " + "; ".join(f"{k}: {v}" for k, v in card["statistics"].items()) + ".", ""]
+    (directory / "card.md").write_text("\n".join(lines))
+    log.info("card: %s, %s, %s", directory / "card.json", directory / "card.md", directory / "cells.csv")

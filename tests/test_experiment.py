@@ -1,0 +1,317 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+from ser_lightning.experiment import ExperimentSpecError, collect, load_spec, make_plan, parse_spec
+from ser_lightning.experiment.__main__ import main
+
+from .conftest import CONFIGS
+
+MAIN = str(CONFIGS / "dense_highway.yaml")
+TINY = str(CONFIGS / "data" / "synthetic_tiny.yaml")
+FAST = [
+    "--model.init_args.growth_rate",
+    "4",
+    "--model.init_args.block_layers",
+    "2",
+    "--trainer.max_epochs",
+    "1",
+    "--trainer.limit_train_batches",
+    "2",
+    "--trainer.limit_val_batches",
+    "2",
+]
+
+
+def write_spec(tmp_path: Path, **overrides: object) -> Path:
+    data: dict[str, object] = {
+        "name": "demo",
+        "base": [MAIN],
+        "args": ["--data", TINY],
+        "folds": [0, 1],
+        "seeds": [0],
+        "variants": {"baseline": [], "mixup": ["configs/augment/mixup.yaml"]},
+        "output_root": str(tmp_path / "runs"),
+    }
+    data.update(overrides)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------- spec
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"sedes": [0]}, "unknown key(s) 'sedes'"),
+        ({"folds": "some"}, "'folds' must be a non-empty list of integers"),
+        ({"folds": [0, 0]}, "'folds' has duplicates"),
+        ({"seeds": [0], "repeats": 3}, "either 'seeds' or 'repeats'"),
+        ({"variants": {}}, "'variants' must be a non-empty mapping"),
+        ({"variants": {"sp": ["configs/augment/nope.yaml"]}}, "'variants.sp': config file configs/augment/nope.yaml"),
+        ({"base": ["missing.yaml"]}, "'base': config file missing.yaml not found"),
+        ({"name": "a b"}, "'name' must be a folder name"),
+    ],
+)
+def test_spec_errors_name_the_file_and_key(tmp_path: Path, overrides: dict, message: str) -> None:
+    path = write_spec(tmp_path, **overrides)
+    with pytest.raises(ExperimentSpecError) as err:
+        load_spec(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_spec_missing_key_and_repeats() -> None:
+    with pytest.raises(ExperimentSpecError, match="missing required key 'variants'"):
+        parse_spec({"name": "x", "base": [MAIN]}, "x.yaml")
+    spec = parse_spec({"name": "x", "base": [MAIN], "repeats": 3, "base_seed": 5, "variants": {"a": None}})
+    assert spec.seeds == [5, 6, 7] and spec.folds == "all" and spec.variants == {"a": []}
+
+
+def test_every_shipped_experiment_parses() -> None:
+    files = sorted((CONFIGS / "experiments").glob("*.yaml"))
+    assert any(f.name == "quick_synthetic.yaml" for f in files)
+    for path in files:
+        spec = load_spec(path)
+        assert spec.name == path.stem and spec.variants
+
+
+# ----------------------------------------------------------------------------------------------------- plan
+def test_plan_cells_folders_and_commands(tmp_path: Path) -> None:
+    spec = load_spec(write_spec(tmp_path, seeds=[0, 3]))
+    plan = make_plan(spec)
+    assert len(plan.cells) == 2 * 2 * 2
+    root = (tmp_path / "runs" / "demo").resolve()
+    assert {c.directory for c in plan.cells} == {
+        root / v / f"fold{f}-seed{s}" for v in ("baseline", "mixup") for f in (0, 1) for s in (0, 3)
+    }
+    cell = next(c for c in plan.cells if c.variant == "mixup" and c.fold == 1 and c.seed == 3)
+    command = cell.command()
+    assert command[1:4] == ["-m", "ser_lightning", "fit"]
+    joined = " ".join(command)
+    assert "--seed_everything 3" in joined and "--data.init_args.fold 1" in joined
+    assert f"--config {(CONFIGS / 'augment' / 'mixup.yaml').resolve()}" in joined
+    assert (
+        f"--trainer.logger.init_args.save_dir {root} --trainer.logger.init_args.name mixup "
+        "--trainer.logger.init_args.version fold1-seed3" in joined
+    )
+    assert "--ckpt_path" in " ".join(cell.command(resume=True))
+
+
+def test_folds_all_counts_the_protocol(tmp_path: Path, tiny_corpus: Path) -> None:
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            folds="all",
+            args=[
+                "--data",
+                TINY,
+                "--data.init_args.root",
+                str(tiny_corpus.parent),
+                "--data.init_args.protocol",
+                "kfold",
+                "--data.init_args.num_folds",
+                "3",
+            ],
+        )
+    )
+    plan = make_plan(spec)
+    assert plan.folds == [0, 1, 2] and len(plan.cells) == 6 and "kfold" in plan.fold_source
+
+
+def test_dry_run_lists_every_cell(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(write_spec(tmp_path)), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 cells" in out and out.count(" -m ser_lightning fit ") == 4
+    assert "baseline/fold1-seed0" in out and not (tmp_path / "runs").exists()
+    assert main(["run", str(write_spec(tmp_path, seedz=[1])), "--dry-run"]) == 2
+
+
+# ------------------------------------------------------------------------------------------- a real tiny run
+def test_local_run_skip_and_failure(tmp_path: Path, tiny_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two tiny cells and one broken variant: the broken one fails alone, the card averages the others, and a rerun
+    starts only the failed cell again."""
+    args = ["--data", TINY, "--data.init_args.root", str(tiny_corpus.parent), *FAST]
+    spec_path = write_spec(
+        tmp_path,
+        args=args,
+        folds=[0],
+        seeds=[0, 1],
+        variants={"baseline": [], "broken": ["--model.init_args.no_such_argument", "1"]},
+    )
+    # 4 cells: 2 that train (seeds 0, 1), 2 that fail at parsing.
+    assert main(["run", str(spec_path), "--jobs", "2"]) == 1
+    root = tmp_path / "runs" / "demo"
+    done = [root / "baseline" / f"fold0-seed{s}" for s in (0, 1)]
+    for cell in done:
+        info = json.loads((cell / "cell.json").read_text())
+        assert info["state"] == "done" and info["returncode"] == 0 and info["command"][2] == "ser_lightning"
+        assert (cell / "results.json").is_file() and (cell / "config.yaml").is_file() and (cell / "cell.log").is_file()
+    broken = root / "broken" / "fold0-seed0"
+    info = json.loads((broken / "cell.json").read_text())
+    assert info["state"] == "failed" and info["returncode"] != 0
+    assert "no_such_argument" in (broken / "cell.log").read_text()
+
+    card = json.loads((root / "card.json").read_text())
+    uas = [json.loads((c / "results.json").read_text())["test_ua"] for c in done]
+    assert card["per_variant"]["baseline"]["test_ua"]["mean"] == pytest.approx(np.mean(uas))
+    assert card["per_variant"]["baseline"]["test_ua"]["n"] == 2
+    assert {f["cell"] for f in card["cells_failed"]} == {"broken/fold0-seed0", "broken/fold0-seed1"}
+    assert all(f["log"].endswith("cell.log") for f in card["cells_failed"])
+    assert (root / "card.md").read_text().count("broken/fold0-seed") >= 2 and (root / "cells.csv").is_file()
+    assert card["stamp"]["corpus"] == "synthetic" and card["stamp"]["protocol"] == "loso"
+    assert card["stamp"]["speaker_independent"] is True and card["stamp"]["seeds"] == [0, 1]
+
+    # A rerun skips the done cells (their cell.json untouched: no new process) and retries the failed ones.
+    before = {c: (c / "cell.json").read_text() for c in done}
+    attempts = json.loads((broken / "cell.json").read_text())["attempt"]
+    assert main(["run", str(spec_path), "--collect", "false", "--jobs", "2"]) == 1
+    assert {c: (c / "cell.json").read_text() for c in done} == before
+    assert json.loads((broken / "cell.json").read_text())["attempt"] == attempts + 1
+
+    assert main(["status", str(spec_path)]) == 0
+    out = capsys.readouterr().out
+    assert "done         baseline/fold0-seed1" in out and "failed       broken/fold0-seed0" in out
+    assert "4 cells: 2 done, 2 failed" in out
+    assert main(["collect", str(spec_path)]) == 1  # a failed cell: non-zero
+    assert "# Experiment `demo`" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_interrupted_cell_resumes_from_last_checkpoint(tmp_path: Path, tiny_corpus: Path) -> None:
+    args = ["--data", TINY, "--data.init_args.root", str(tiny_corpus.parent), *FAST]
+    spec_path = write_spec(tmp_path, args=args, folds=[0], variants={"baseline": []})
+    assert main(["run", str(spec_path), "--collect", "false"]) == 0
+    cell = tmp_path / "runs" / "demo" / "baseline" / "fold0-seed0"
+    # Make it look interrupted: training_stop only, cell.json left "running" by a process that is gone.
+    (cell / "results.json").write_text(json.dumps({"training_stop": {"reason": "interrupted"}}))
+    info = json.loads((cell / "cell.json").read_text())
+    (cell / "cell.json").write_text(json.dumps({**info, "state": "running", "pid": 2**22 + 12345}))
+    assert main(["run", str(spec_path), "--collect", "false"]) == 0
+    info = json.loads((cell / "cell.json").read_text())
+    assert info["state"] == "done" and info["resumed"] is True and info["attempt"] == 2
+    assert str(cell / "checkpoints" / "last.ckpt") in info["command"]
+    assert "test_ua" in json.loads((cell / "results.json").read_text())
+
+
+def test_failure_summary_names_cells_and_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from ser_lightning.experiment.local import CellOutcome, summary
+
+    plan = make_plan(load_spec(write_spec(tmp_path)), folds=[0])
+    bad = plan.cells[1]
+    outcomes = [
+        CellOutcome(plan.cells[0], "done"),
+        CellOutcome(bad, "failed", 2, 1.0, bad.directory / "cell.log", reason="exit status 2"),
+    ]
+    text = summary(plan, outcomes)
+    assert "1/2 cells done" in text and "1 failed" in text
+    assert f"FAILED {bad.name}: exit status 2; log {bad.directory / 'cell.log'}" in text
+
+
+# ------------------------------------------------------------------------------------ collect, no training
+def fake_results(root: Path, variant: str, fold: int, seed: int, ua: float, matrix: list[list[int]]) -> None:
+    cell = root / variant / f"fold{fold}-seed{seed}"
+    cell.mkdir(parents=True)
+    (cell / "cell.json").write_text(json.dumps({"state": "done", "returncode": 0, "seconds": 1.0}))
+    (cell / "results.json").write_text(
+        json.dumps(
+            {
+                "test_ua": ua,
+                "test_wa": ua + 0.01,
+                "test_f1": ua - 0.01,
+                "confusion_matrix": matrix,
+                "corpus": "fake",
+                "class_names": ["a", "b"],
+                "protocol": "loso",
+                "protocol_folds": 4,
+                "speaker_independent": True,
+                "test_speakers": [f"spk{fold}"],
+                "augmentation": None,
+                "class_counts": {"train": {"a": 3, "b": 3}, "val": {"a": 1, "b": 1}, "test": {"a": 1, "b": 1}},
+            }
+        )
+    )
+
+
+def test_collect_statistics_against_scipy(tmp_path: Path) -> None:
+    root = tmp_path / "exp"
+    rng = np.random.default_rng(1)
+    base = {(f, s): float(rng.uniform(0.4, 0.6)) for f in range(4) for s in range(2)}
+    other = {k: v + float(rng.uniform(-0.02, 0.08)) for k, v in base.items()}
+    for (f, s), ua in base.items():
+        fake_results(root, "baseline", f, s, ua, [[1, 0], [0, 1]])
+        fake_results(root, "sp", f, s, other[(f, s)], [[1, 1], [0, 2]])
+    card = collect(root, variants=["baseline", "sp"])
+    stat = card["per_variant"]["baseline"]["test_ua"]
+    values = [base[k] for k in sorted(base)]
+    assert stat["mean"] == pytest.approx(np.mean(values)) and stat["std"] == pytest.approx(np.std(values, ddof=1))
+    assert stat["n"] == 8 and stat["folds"] == 4
+    fold_means = [np.mean([base[(f, s)] for s in range(2)]) for f in range(4)]
+    expected = stats.bootstrap(
+        (np.asarray(fold_means),),
+        np.mean,
+        n_resamples=9999,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    ).confidence_interval
+    assert stat["ci95"]["low"] == pytest.approx(expected.low) and stat["ci95"]["high"] == pytest.approx(expected.high)
+    assert stat["ci95"]["low"] <= np.mean(fold_means) <= stat["ci95"]["high"]
+
+    keys = sorted(base)
+    a, b = [base[k] for k in keys], [other[k] for k in keys]
+    test = card["comparisons"]["sp"]["test_ua"]
+    assert test["n"] == 8 and test["mean_difference"] == pytest.approx(np.mean(np.subtract(b, a)))
+    assert test["wilcoxon"]["pvalue"] == pytest.approx(stats.wilcoxon(b, a).pvalue)
+    assert test["ttest_rel"]["pvalue"] == pytest.approx(stats.ttest_rel(b, a).pvalue)
+    assert test["ttest_rel"]["statistic"] == pytest.approx(stats.ttest_rel(b, a).statistic)
+
+    assert card["per_variant"]["sp"]["confusion_matrix"] == [[8, 8], [0, 16]]
+    assert card["per_variant"]["baseline"]["per_speaker_ua"]["spk2"] == pytest.approx(fold_means[2])
+    assert card["stamp"]["class_counts"] == {"a": 5, "b": 5} and card["stamp"]["folds"] == [0, 1, 2, 3]
+    assert card["stamp"]["package_version"]
+    rows = (root / "cells.csv").read_text().splitlines()
+    assert len(rows) == 17 and rows[0].startswith("variant,fold,seed,state,test_ua")
+    md = (root / "card.md").read_text()
+    assert "| baseline |" in md and "Wilcoxon" in md and "Protocol stamp" in md
+
+
+def test_collect_with_one_pair_skips_the_tests(tmp_path: Path) -> None:
+    root = tmp_path / "exp"
+    fake_results(root, "baseline", 0, 0, 0.5, [[1, 0], [0, 1]])
+    fake_results(root, "mixup", 0, 0, 0.6, [[1, 0], [0, 1]])
+    card = collect(root, variants=["baseline", "mixup"])
+    test = card["comparisons"]["mixup"]["test_ua"]
+    assert test["n"] == 1 and "skipped" in test["wilcoxon"] and "skipped" in test["ttest_rel"]
+    assert card["per_variant"]["baseline"]["test_ua"]["std"] is None
+    assert card["per_variant"]["baseline"]["test_ua"]["ci95"] is None
+    assert "| - (" in (root / "card.md").read_text()
+
+
+def test_cell_states_and_resume(tmp_path: Path) -> None:
+    import os
+
+    from ser_lightning.experiment.local import cell_state, resumes
+
+    cell = make_plan(load_spec(write_spec(tmp_path)), folds=[0]).cells[0]
+    assert cell_state(cell) == "pending" and not resumes(cell.directory)
+    (cell.directory / "checkpoints").mkdir(parents=True)
+    (cell.directory / "checkpoints" / "last.ckpt").write_bytes(b"")
+    # An interrupted fit writes only training_stop: resumed from last.ckpt, not skipped.
+    (cell.directory / "results.json").write_text(json.dumps({"training_stop": {"reason": "interrupted"}}))
+    info = {"state": "running", "pid": 2**22 + 12345, "host": __import__("socket").gethostname()}
+    (cell.directory / "cell.json").write_text(json.dumps(info))
+    assert cell_state(cell) == "interrupted" and resumes(cell.directory)
+    assert "--ckpt_path" in cell.command(resume=True)
+    (cell.directory / "cell.json").write_text(json.dumps({**info, "pid": os.getpid()}))
+    assert cell_state(cell) == "running"
+    (cell.directory / "cell.json").write_text(json.dumps({"state": "failed", "returncode": 1}))
+    assert cell_state(cell) == "failed"
+    (cell.directory / "results.json").write_text(json.dumps({"test_ua": 0.5}))
+    (cell.directory / "cell.json").write_text(json.dumps({"state": "done", "returncode": 0}))
+    assert cell_state(cell) == "done" and not resumes(cell.directory)
