@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -13,7 +14,7 @@ from torchmetrics import MetricCollection
 from ser_lightning.metrics import classification_metrics, confusion_matrix
 from ser_lightning.models.base import SERTask
 from ser_lightning.models.normalisation import NORM_MODES, FeatureNormalisation, training_feature_moments
-from ser_lightning.results import confusion_figure, log_figure, run_dir
+from ser_lightning.results import confusion_figure, log_figure
 
 log = logging.getLogger(__name__)
 
@@ -336,11 +337,11 @@ class SERClassificationTask(SERTask):
                 "num_test_utterances": int(matrix.sum()),
             }
         )
-        if path is None:
+        if path is None:  # not rank zero (or nothing written): no collective may follow
             return
         log_figure(
             self.trainer,
-            run_dir(self.trainer),
+            Path(path).parent,
             "test_confusion_matrix",
             confusion_figure(matrix, self.class_names, f"{type(self).__name__}: test confusion"),
         )
