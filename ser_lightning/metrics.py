@@ -71,9 +71,9 @@ class _ConfusionScore(MulticlassConfusionMatrix):
         """The score of the accumulated confusion matrix."""
         return _scores(self.confmat)[self.key].float()
 
-    def plot(self, *args: Any, **kwargs: Any) -> Any:  # the confusion matrix's plot does not fit a scalar
-        """Not supported: a score is a scalar."""
-        raise NotImplementedError(f"{type(self).__name__} is a scalar score")
+    def plot(self, val: Any = None, ax: Any = None) -> Any:
+        """Plots the score (a scalar, as torchmetrics plots scalar metrics; not the confusion matrix)."""
+        return self._plot(val, ax)
 
 
 class UnweightedAccuracy(_ConfusionScore):

@@ -75,3 +75,13 @@ def test_empty_matrix_is_nan() -> None:
     values = scores_from_confusion(np.zeros((3, 3), dtype=int))
     assert all(np.isnan(v) for v in values.values())
 
+
+
+def test_a_score_plots_as_a_scalar() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    metric = UnweightedAccuracy(3)
+    metric.update(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))
+    figure, axis = metric.plot()
+    assert figure is not None and axis.get_lines()
