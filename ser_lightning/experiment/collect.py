@@ -29,7 +29,15 @@ import yaml
 
 from ser_lightning.experiment.local import CELL_LOG, RESULTS, read_cell_json
 
-__all__ = ["CONFIDENCE", "METRICS", "bootstrap_interval", "collect", "paired_tests"]
+__all__ = [
+    "CONFIDENCE",
+    "METRICS",
+    "ROBUSTNESS",
+    "aggregate_robustness",
+    "bootstrap_interval",
+    "collect",
+    "paired_tests",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,13 @@ CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 9999
 BOOTSTRAP_SEED = 0
 _CELL = re.compile(r"^fold(\d+)-seed(-?\d+)$")
+#: results.json tables aggregated per variant: name -> the row keys that identify a row.
+ROBUSTNESS = {
+    "noise_robustness": ("noise", "snr_db"),
+    "adversarial_robustness": ("attack",),
+    "adversarial_robustness_waveform": ("attack",),
+}
+ROBUSTNESS_SCORES = ("ua", "wa", "f1")
 
 
 def _finite(value: Any) -> float | None:
@@ -189,6 +204,57 @@ def _mean_std(values: list[float]) -> dict[str, Any]:
     }
 
 
+def aggregate_robustness(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± sample std over cells of the robustness tables the cells' ``results.json`` carry.
+
+    ``noise_robustness`` rows are matched on (``noise``, ``snr_db``) (the ``clean`` row has ``snr_db`` null),
+    ``adversarial_robustness`` and ``adversarial_robustness_waveform`` rows on ``attack`` (``none`` is the clean
+    test), ``cross_corpus`` on the target corpus' name. A row missing from some cells is averaged over the cells
+    that have it (its ``n`` says how many).
+
+    Args:
+        results: the finished cells' ``results.json`` contents of one variant.
+
+    Returns:
+        ``{table: {"cells": n, "rows": [{<row keys>, "ua": {n, mean, std, min, max}, "wa": ..., "f1": ...}]}}`` for
+        the noise and adversarial tables and ``{"cross_corpus": {"cells": n, "corpora": {name: {"ua": ...}}}}``;
+        only the tables some cell has.
+    """
+    out: dict[str, Any] = {}
+    for table, keys in ROBUSTNESS.items():
+        holders = [r[table] for r in results if isinstance(r.get(table), dict) and r[table].get("rows")]
+        if not holders:
+            continue
+        grouped: dict[tuple, dict[str, list[float]]] = {}
+        for summary in holders:
+            for row in summary["rows"]:
+                scores = grouped.setdefault(tuple(row.get(k) for k in keys), defaultdict(list))
+                for score in ROBUSTNESS_SCORES:
+                    value = _finite(row.get(score))
+                    if value is not None:
+                        scores[score].append(value)
+        rows = [
+            {**dict(zip(keys, key, strict=True)), **{s: _mean_std(v) for s, v in scores.items() if v}}
+            for key, scores in grouped.items()
+        ]
+        out[table] = {"cells": len(holders), "rows": rows}
+    corpora: dict[str, dict[str, list[float]]] = {}
+    holders = [r["cross_corpus"] for r in results if isinstance(r.get("cross_corpus"), dict) and r["cross_corpus"]]
+    for tables in holders:
+        for name, table in tables.items():
+            scores = corpora.setdefault(name, defaultdict(list))
+            for score in ROBUSTNESS_SCORES:
+                value = _finite((table or {}).get(score))
+                if value is not None:
+                    scores[score].append(value)
+    if corpora:
+        out["cross_corpus"] = {
+            "cells": len(holders),
+            "corpora": {n: {s: _mean_std(v) for s, v in scores.items() if v} for n, scores in sorted(corpora.items())},
+        }
+    return out
+
+
 def collect(directory: str | Path, variants: list[str] | None = None, spec: dict[str, Any] | None = None) -> dict:
     """Aggregates an experiment folder into ``card.json``, ``card.md`` and ``cells.csv``.
 
@@ -267,6 +333,9 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
             entry["per_speaker_note"] = (
                 "skipped: a test split holds more than one speaker and results.json has no per-utterance predictions"
             )
+        robustness = aggregate_robustness([c["_results"] for c in mine])
+        if robustness:
+            entry["robustness"] = robustness
         per_variant[variant] = entry
 
     comparisons: dict[str, Any] = {}
