@@ -1,4 +1,4 @@
-"""The experiment's result card: ``card.json``, ``card.md`` and ``cells.csv`` in the experiment folder.
+"""The experiment's result card: ``card.json``, ``card.md``, ``card.html`` (with ``card_*.png``) and ``cells.csv``.
 
 Built from the cells' ``results.json`` files only (no training, no corpus): a per-cell table; per variant the mean
 and sample standard deviation (``ddof=1``) over all finished cells of test UA, WA and macro-F1 (CCC for regression
@@ -448,6 +448,15 @@ def _p(test: dict[str, Any]) -> str:
 
 
 def _write(directory: Path, card: dict[str, Any]) -> None:
+    from ser_lightning.experiment.card import write_html
+    from ser_lightning.experiment.plots import write_plots
+
+    try:
+        card["plots"] = write_plots(directory, card)
+    except Exception as err:  # a figure that cannot be drawn must not cost the card its numbers
+        log.exception("card plots failed")
+        card["plots"] = []
+        card["plots_error"] = f"{type(err).__name__}: {err}"
     (directory / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     metrics = card["metrics"]
     with (directory / "cells.csv").open("w", newline="") as handle:
@@ -547,4 +556,5 @@ def _write(directory: Path, card: dict[str, Any]) -> None:
         lines.append(f"- **{key}**: `{json.dumps(stamp.get(key))}`")
     lines += ["", "Statistics: " + "; ".join(f"{k}: {v}" for k, v in card["statistics"].items()) + ".", ""]
     (directory / "card.md").write_text("\n".join(lines))
-    log.info("card: %s, %s, %s", directory / "card.json", directory / "card.md", directory / "cells.csv")
+    html = write_html(directory, card)
+    log.info("card: %s, %s, %s, %s", directory / "card.json", directory / "card.md", html, directory / "cells.csv")
