@@ -127,7 +127,9 @@ def test_robustness_aggregation_equals_hand_computation(experiment: tuple[Path, 
         for noise_name in (*NOISES, "mean"):
             for snr in SNRS:
                 values = [
-                    next(r["ua"] for r in c["noise_robustness"]["rows"] if r["noise"] == noise_name and r["snr_db"] == snr)
+                    next(
+                        r["ua"] for r in c["noise_robustness"]["rows"] if (r["noise"], r["snr_db"]) == (noise_name, snr)
+                    )
                     for c in cells
                 ]
                 row = next(r for r in noise["rows"] if r["noise"] == noise_name and r["snr_db"] == snr)
@@ -138,7 +140,8 @@ def test_robustness_aggregation_equals_hand_computation(experiment: tuple[Path, 
         assert clean["snr_db"] is None and clean["ua"]["mean"] == pytest.approx(np.mean([c["test_ua"] for c in cells]))
         adversarial = {r["attack"]: r for r in robustness["adversarial_robustness"]["rows"]}
         for attack in ("none", "fgsm", "bim"):
-            values = [next(r["ua"] for r in c["adversarial_robustness"]["rows"] if r["attack"] == attack) for c in cells]
+            rows = [c["adversarial_robustness"]["rows"] for c in cells]
+            values = [next(r["ua"] for r in table if r["attack"] == attack) for table in rows]
             assert adversarial[attack]["ua"]["mean"] == pytest.approx(np.mean(values))
             assert adversarial[attack]["ua"]["std"] == pytest.approx(np.std(values, ddof=1))
         cross = robustness["cross_corpus"]["corpora"]["emodb"]
