@@ -341,7 +341,9 @@ def load_plan(path: str | Path) -> Plan:
     if path.suffix != ".json":
         return make_plan(load_spec(path))
     data = json.loads(path.read_text())
-    spec = parse_spec(data["spec"], str(path))
+    spec_data = dict(data["spec"])
+    source = spec_data.pop("source", "") or str(path)
+    spec = parse_spec(spec_data, source)
     cells = []
     for item in data["cells"]:
         command = shlex.split(item["command"])
