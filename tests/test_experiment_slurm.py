@@ -294,11 +294,18 @@ def _figures(directory: Path) -> dict[str, dict]:
 
 
 def _same_weights(directory: Path, reference: Path) -> bool:
-    """Whether every cell's ``last.ckpt`` holds exactly the weights of the reference run's (bit for bit)."""
+    """Whether every cell kept the reference run's best checkpoint (same file name, the tested weights bit for bit).
+
+    (``last.ckpt`` is no measure: with ``save_last: true`` Lightning refreshes it only when a best checkpoint is
+    saved, so a resumed run's last.ckpt may be later than the uninterrupted run's.)
+    """
     import torch
 
-    cells = sorted(p.relative_to(directory) for p in directory.glob("*/fold*-seed*/checkpoints/last.ckpt"))
-    assert cells, f"no last.ckpt under {directory}"
+    cells = sorted(p.relative_to(directory) for p in directory.glob("*/fold*-seed*/checkpoints/best-*.ckpt"))
+    theirs_cells = sorted(p.relative_to(reference) for p in reference.glob("*/fold*-seed*/checkpoints/best-*.ckpt"))
+    assert cells, f"no best checkpoint under {directory}"
+    if cells != theirs_cells:
+        return False
     for cell in cells:
         ours = torch.load(directory / cell, map_location="cpu", weights_only=False)["state_dict"]
         theirs = torch.load(reference / cell, map_location="cpu", weights_only=False)["state_dict"]
@@ -356,9 +363,9 @@ def test_requeued_task_resumes_and_matches_local_run(
     """USR1 to one task's batch shell mid-training (as at a time limit): the task stops, requeues itself, resumes
     from last.ckpt and ends with the uninterrupted local run's figures."""
     args, reference = local_reference
-    spec = write_spec(tmp_path, [*args, "--trainer.max_epochs", "4"], seeds=[0])
+    spec = write_spec(tmp_path, [*args, "--trainer.max_epochs", "6"], seeds=[0])
     (tmp_path / "ref4").mkdir()
-    local_spec = write_spec(tmp_path / "ref4", [*args, "--trainer.max_epochs", "4"], seeds=[0])
+    local_spec = write_spec(tmp_path / "ref4", [*args, "--trainer.max_epochs", "6"], seeds=[0])
     assert main(["run", str(local_spec)]) == 0
     assert main(["run", str(spec), "--executor", "slurm"]) == 0
     directory = tmp_path / "runs" / "demo"
