@@ -384,3 +384,19 @@ def test_requeued_task_resumes_and_matches_local_run(
     assert _figures(directory) == _figures(tmp_path / "ref4" / "runs" / "demo")
     assert _same_weights(directory, tmp_path / "ref4" / "runs" / "demo")
     assert reference.is_dir()
+
+
+@pytest.mark.slow
+def test_ddp_cell_under_srun(slurm_cluster: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    """``--slurm.devices 2``: the cell's fit runs as two srun tasks (CPU DDP here) and ends done, with its card."""
+    args = ["--data", TINY, "--data.init_args.root", str(tiny_corpus.parent), *FAST, "--trainer.accelerator", "cpu"]
+    spec = write_spec(tmp_path, args, seeds=[0])
+    assert main(["run", str(spec), "--executor", "slurm", "--slurm.devices", "2", "--slurm.wait", "true"]) == 0
+    cell = tmp_path / "runs" / "demo" / "baseline" / "fold0-seed0"
+    info = json.loads((cell / "cell.json").read_text())
+    assert info["state"] == "done" and info["command"][0] == "srun" and "--ntasks-per-node=2" in info["command"]
+    assert info["command"][-4:] == ["--trainer.devices", "2", "--trainer.num_nodes", "1"]
+    assert "test_ua" in json.loads((cell / "results.json").read_text())
+    assert (tmp_path / "runs" / "demo" / "card.json").is_file()
+    log_text = (cell / "cell.log").read_text()
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log_text and "Starting with 2 processes" in log_text, log_text[-3000:]
