@@ -266,15 +266,23 @@ def _job_array(directory: Path) -> str:
 
 
 def _wait_array(job_id: str, timeout: float, release: bool = False) -> None:
-    """Waits for the array to leave the queue; ``release`` starts requeued tasks at once (no 2-minute BeginTime)."""
+    """Waits for the array to leave the queue.
+
+    ``release`` starts a requeued task after 3 s instead of SLURM's requeue delay (``BeginTime``, about 2 minutes):
+    not at once, since slurmd refuses a job's new credential issued within the same second as the requeue revoked
+    its old one ("Job credential revoked").
+    """
+    pending_since: dict[tuple[str, int], float] = {}
 
     def finished() -> bool:
         tasks = squeue_tasks([job_id]) or {}
         if release:
-            for (array, task), state in tasks.items():
-                if state == "PENDING":
+            for key, state in tasks.items():
+                if state != "PENDING":
+                    pending_since.pop(key, None)
+                elif time.monotonic() - pending_since.setdefault(key, time.monotonic()) > 3:
                     subprocess.run(
-                        ["scontrol", "update", f"JobId={array}_{task}", "StartTime=now"],
+                        ["scontrol", "update", f"JobId={key[0]}_{key[1]}", "StartTime=now"],
                         capture_output=True,
                         check=False,
                     )
@@ -341,6 +349,9 @@ def test_slurm_array_matches_local_run(
     assert main(["status", str(spec)]) == 0
     out = capsys.readouterr().out
     assert "2 cells:" in out and ("queued" in out or "running" in out or "done" in out)
+    assert main(["collect", str(spec)]) == 0  # while the array runs: no failed cell, the others pending
+    assert json.loads((directory / "card.json").read_text())["cells_failed"] == []
+    capsys.readouterr()
     _wait_array(job_id, 300)
     assert main(["collect", str(spec)]) == 0
     for cell in ("baseline/fold0-seed0", "baseline/fold0-seed1"):
@@ -358,7 +369,7 @@ def test_slurm_array_matches_local_run(
 
 @pytest.mark.slow
 def test_requeued_task_resumes_and_matches_local_run(
-    slurm_cluster: Path, local_reference: tuple[list[str], Path], tmp_path: Path
+    slurm_cluster: Path, local_reference: tuple[list[str], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """USR1 to one task's batch shell mid-training (as at a time limit): the task stops, requeues itself, resumes
     from last.ckpt and ends with the uninterrupted local run's figures."""
@@ -374,6 +385,13 @@ def test_requeued_task_resumes_and_matches_local_run(
     _wait(lambda: (cell / "checkpoints" / "last.ckpt").is_file(), 300, "the first last.ckpt")
     assert not (cell / "results.json").is_file() or "test_ua" not in (cell / "results.json").read_text()
     subprocess.run(["scancel", "--signal=USR1", "--batch", f"{job_id}_0"], check=True)
+    _wait(lambda: json.loads((cell / "cell.json").read_text())["state"] == "requeued", 120, "the requeue")
+    # Requeued (held ~2 minutes by SLURM's BeginTime): queued in status, pending (not failed) on the card.
+    assert main(["status", str(spec)]) == 0
+    assert "queued       baseline/fold0-seed0" in capsys.readouterr().out
+    assert main(["collect", str(spec)]) == 0
+    card = json.loads((directory / "card.json").read_text())
+    assert card["cells_failed"] == [] and card["cells_pending"] == ["baseline/fold0-seed0"]
     _wait_array(job_id, 300, release=True)
     info = json.loads((cell / "cell.json").read_text())
     assert info["state"] == "done", info
