@@ -349,6 +349,8 @@ def test_slurm_array_matches_local_run(
     assert main(["status", str(spec)]) == 0
     out = capsys.readouterr().out
     assert "2 cells:" in out and ("queued" in out or "running" in out or "done" in out)
+    assert main(["run", str(spec), "--executor", "slurm"]) == 0  # while it runs: nothing submitted twice
+    assert len(json.loads((directory / "slurm.json").read_text())["submissions"]) == 1
     assert main(["collect", str(spec)]) == 0  # while the array runs: no failed cell, the others pending
     assert json.loads((directory / "card.json").read_text())["cells_failed"] == []
     capsys.readouterr()

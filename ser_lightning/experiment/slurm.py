@@ -137,8 +137,14 @@ def array_spec(indices: list[int], max_parallel: int = 0) -> str:
 
 
 def pending_indices(plan: Plan) -> list[int]:
-    """The plan indices of the cells that are not done (nor running on this host)."""
-    return [i for i, cell in enumerate(plan.cells) if cell_state(cell) not in ("done", "running")]
+    """The plan indices of the cells to submit.
+
+    Returns:
+        The cells not done, not running on this host and not queued or running in an array submitted before
+        (``squeue``): a second ``run`` while an array runs submits no cell twice.
+    """
+    states = slurm_states(plan)
+    return [i for i, cell in enumerate(plan.cells) if states[cell.name] not in ("done", "running", "queued")]
 
 
 def sbatch_script(plan: Plan, indices: list[int], options: SlurmOptions, workdir: Path | None = None) -> str:
