@@ -1,12 +1,18 @@
-"""``python -m ser_lightning.experiment {run,status,collect} SPEC.yaml``.
+"""``python -m ser_lightning.experiment {run,status,collect,cell} SPEC.yaml``.
 
-- ``run SPEC [--dry-run] [--executor local] [--jobs N] [--output_root DIR]``: runs every cell not done yet
-  (skips done cells, resumes interrupted ones from ``last.ckpt``, reruns failed ones), then collects the card.
-  ``--dry-run`` lists every cell, its folder and its command, and runs nothing.
-- ``status SPEC``: the state of every cell (done, running, interrupted, failed, pending).
-- ``collect SPEC``: writes ``card.json``, ``card.md`` and ``cells.csv`` from the cells' ``results.json``.
+- ``run SPEC [--dry-run] [--executor local|slurm] [--jobs N] [--output_root DIR] [--slurm.<option> ...]``: runs
+  every cell not done yet (skips done cells, resumes interrupted ones from ``last.ckpt``, reruns failed ones), then
+  collects the card. ``--dry-run`` lists every cell, its folder and its command, and runs nothing (with
+  ``--executor slurm`` it also writes the batch script without submitting it). ``--executor slurm`` submits one
+  job array (one task per pending cell) and returns at once, unless ``--slurm.wait true``.
+- ``status SPEC``: the state of every cell (done, running, interrupted, failed, pending; with SLURM also queued
+  and requeued, from ``squeue``).
+- ``collect SPEC``: writes ``card.json``, ``card.md`` and ``cells.csv`` from the cells' ``results.json`` (also
+  while cells still run: the card counts the cells done so far).
+- ``cell EXPERIMENT_JSON_OR_SPEC --index K [--devices D]``: runs cell K only, as a SLURM array task does.
 
-The exit status of ``run`` is 0 when every cell is done, 1 when any failed, 2 for a bad spec.
+The exit status of ``run`` is 0 when every cell is done (or the array was submitted), 1 when any failed, 2 for a
+bad spec.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any, Literal
 from jsonargparse import ArgumentParser
 
 import ser_lightning
+from ser_lightning.experiment.slurm import SlurmOptions
 from ser_lightning.experiment.spec import ExperimentSpecError, load_spec
 
 __all__ = ["main"]
@@ -58,11 +65,20 @@ def _parser() -> ArgumentParser:
                 help="list every cell and its command; run nothing",
             )
             sub.add_argument(
-                "--executor", type=Literal["local"], default="local", help="where cells run (local processes)"
+                "--executor",
+                type=Literal["local", "slurm"],
+                default="local",
+                help="where cells run: local processes, or a SLURM job array (docs/experiments.md)",
             )
             sub.add_argument("--jobs", type=int, default=1, help="cells run at once (local executor)")
             sub.add_argument("--collect", type=bool, default=True, help="collect the card when the run ends")
+            sub.add_class_arguments(SlurmOptions, "slurm", help="the SLURM job array (--executor slurm)")
         commands.add_subcommand(name, sub, help=help_)
+    cell = ArgumentParser(description="run one cell (what a SLURM array task runs)")
+    cell.add_argument("experiment", type=str, help="<experiment>/experiment.json (or the spec YAML)")
+    cell.add_argument("--index", type=int, required=True, help="the cell's index in the plan")
+    cell.add_argument("--devices", type=int, default=1, help="processes of the cell's fit (> 1: DDP under srun)")
+    commands.add_subcommand("cell", cell, help="run one cell (a SLURM array task)")
     return parser
 
 
@@ -88,6 +104,15 @@ def main(args: list[str] | None = None) -> int:
     config = _parser().parse_args(args)
     command = config.command
     options: Any = config[command]
+    if command == "cell":
+        from ser_lightning.experiment.slurm import load_plan, run_task
+
+        try:
+            plan = load_plan(options.experiment)
+        except (OSError, ValueError, KeyError) as err:
+            log.error("cannot read the plan %s: %s", options.experiment, err)
+            return 2
+        return run_task(plan, options.index, devices=options.devices)
     try:
         spec = load_spec(options.spec)
     except ExperimentSpecError as err:
@@ -109,23 +134,60 @@ def main(args: list[str] | None = None) -> int:
         return 0 if not card["cells_failed"] else 1
     plan = make_plan(spec)
     if command == "status":
-        states = {cell.name: cell_state(cell) for cell in plan.cells}
+        from ser_lightning.experiment.slurm import SLURM_JSON, slurm_states
+
+        if (plan.directory / SLURM_JSON).is_file():
+            states = slurm_states(plan)
+        else:
+            states = {cell.name: cell_state(cell) for cell in plan.cells}
         for name, state in states.items():
             print(f"{state:12s} {name}")
         counts = Counter(states.values())
         print(f"{len(states)} cells: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         return 0
-    if options.dry_run:
+    if options.dry_run and options.executor == "local":
         print(plan.describe())
         return 0
     plan.directory.mkdir(parents=True, exist_ok=True)
     (plan.directory / "experiment.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
+    if options.executor == "slurm":
+        return _run_slurm(plan, options)
     outcomes = LocalExecutor(jobs=options.jobs).run(plan)
     text = summary(plan, outcomes)
     failed = any(o.state == "failed" for o in outcomes)
     (log.warning if failed else log.info)("%s", text)
     if options.collect:
         collect(plan.directory, list(spec.variants), spec.to_dict())
+        log.info("result card: %s", plan.directory / "card.md")
+    return 1 if failed else 0
+
+
+def _run_slurm(plan: Any, options: Any) -> int:
+    from ser_lightning.experiment.collect import collect
+    from ser_lightning.experiment.slurm import SlurmOptions, slurm_states, submit, wait_for
+
+    slurm = options.slurm
+    slurm = SlurmOptions(**(slurm.as_dict() if hasattr(slurm, "as_dict") else dict(vars(slurm))))
+    if options.dry_run:
+        print(plan.describe())
+    try:
+        job_id = submit(plan, slurm, dry_run=options.dry_run)
+    except RuntimeError as err:
+        log.error("%s", err)
+        return 1
+    if job_id is None or not slurm.wait:
+        if job_id is not None:
+            log.info("follow it with: python -m ser_lightning.experiment status %s", plan.spec.source)
+        return 0
+    if not wait_for(job_id, timeout=slurm.wait_timeout):
+        log.warning("job array %s still runs after %.0f s: not collected", job_id, slurm.wait_timeout)
+        return 1
+    states = slurm_states(plan)
+    failed = [name for name, state in states.items() if state != "done"]
+    if failed:
+        log.warning("cells not done: %s", ", ".join(failed))
+    if options.collect:
+        collect(plan.directory, list(plan.spec.variants), plan.spec.to_dict())
         log.info("result card: %s", plan.directory / "card.md")
     return 1 if failed else 0
 

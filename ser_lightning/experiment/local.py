@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import socket
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +33,16 @@ from typing import Any
 
 from ser_lightning.experiment.plan import LAST_CKPT, Cell, Plan
 
-__all__ = ["CellOutcome", "LocalExecutor", "cell_state", "has_test_results", "read_cell_json", "resumes", "summary"]
+__all__ = [
+    "CellOutcome",
+    "LocalExecutor",
+    "cell_state",
+    "has_test_results",
+    "read_cell_json",
+    "resumes",
+    "run_cell",
+    "summary",
+]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +149,99 @@ class CellOutcome:
     reason: str = ""
 
 
+def run_cell(
+    cell: Cell,
+    env: dict[str, str] | None = None,
+    *,
+    prefix: list[str] | None = None,
+    suffix: list[str] | None = None,
+    extra_info: dict[str, Any] | None = None,
+    on_process: Callable[[subprocess.Popen | None], None] | None = None,
+) -> CellOutcome:
+    """Runs one cell to its end: the cell runner shared by every executor (local processes, SLURM array tasks).
+
+    Resumes from ``<cell>/checkpoints/last.ckpt`` when the cell has one but no test results, appends the process'
+    output to ``<cell>/cell.log`` and keeps ``<cell>/cell.json`` up to date (``running`` with the pid while it
+    runs, then ``done`` or ``failed``).
+
+    Args:
+        cell: the cell.
+        env: the process' environment (default: this process' environment).
+        prefix: a launcher put before the command (e.g. ``srun --ntasks-per-node 2``).
+        suffix: extra arguments put after the command (e.g. ``--trainer.devices 2``).
+        extra_info: more fields of ``cell.json`` (e.g. the SLURM job id).
+        on_process: called with the started process, and with ``None`` once it has ended.
+
+    Returns:
+        The outcome.
+    """
+    cell.directory.mkdir(parents=True, exist_ok=True)
+    resume = resumes(cell.directory)
+    command = [*(prefix or []), *cell.command(resume=resume), *(suffix or [])]
+    previous = read_cell_json(cell.directory) or {}
+    attempt = int(previous.get("attempt", 0)) + 1
+    log_path = cell.directory / CELL_LOG
+    info: dict[str, Any] = {
+        "cell": cell.name,
+        "variant": cell.variant,
+        "fold": cell.fold,
+        "seed": cell.seed,
+        "state": "running",
+        "returncode": None,
+        "attempt": attempt,
+        "resumed": resume,
+        "started": _now(),
+        "ended": None,
+        "seconds": None,
+        "command": command,
+        "log": str(log_path),
+        "host": socket.gethostname(),
+        "pid": None,
+        **(extra_info or {}),
+    }
+    start = time.monotonic()
+    with log_path.open("a") as handle:
+        handle.write(
+            f"\n===== attempt {attempt} started {info['started']}{' (resumed from last.ckpt)' if resume else ''}\n"
+            f"===== {shlex.join(command)}\n"
+        )
+        handle.flush()
+        try:
+            process = subprocess.Popen(
+                command,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ) if env is None else env,
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError as err:
+            info.update(state="failed", ended=_now(), seconds=0.0, reason=f"could not start: {err}")
+            _write_json(cell.directory / CELL_JSON, info)
+            return CellOutcome(cell, "failed", None, 0.0, log_path, resume, info["reason"])
+        info["pid"] = process.pid
+        _write_json(cell.directory / CELL_JSON, info)
+        if on_process is not None:
+            on_process(process)
+        try:
+            returncode = process.wait()
+        finally:
+            if on_process is not None:
+                on_process(None)
+    seconds = time.monotonic() - start
+    finished = has_test_results(cell.directory)
+    reason = ""
+    if returncode != 0:
+        reason = f"exit status {returncode}"
+    elif not finished:
+        reason = "exited without test results (interrupted, or test_after_fit false)"
+    state = "done" if not reason else "failed"
+    info.update(state=state, returncode=returncode, ended=_now(), seconds=round(seconds, 2))
+    if reason:
+        info["reason"] = reason
+    _write_json(cell.directory / CELL_JSON, info)
+    return CellOutcome(cell, state, returncode, seconds, log_path, resume, reason)
+
+
 class LocalExecutor:
     """Runs the cells of a plan as local processes.
 
@@ -163,64 +267,15 @@ class LocalExecutor:
 
     def run_cell(self, cell: Cell) -> CellOutcome:
         """Runs one cell to its end (resuming from ``last.ckpt`` when it has one but no test results)."""
-        cell.directory.mkdir(parents=True, exist_ok=True)
-        resume = resumes(cell.directory)
-        command = cell.command(resume=resume)
-        previous = read_cell_json(cell.directory) or {}
-        attempt = int(previous.get("attempt", 0)) + 1
-        log_path = cell.directory / CELL_LOG
-        info: dict[str, Any] = {
-            "cell": cell.name,
-            "variant": cell.variant,
-            "fold": cell.fold,
-            "seed": cell.seed,
-            "state": "running",
-            "returncode": None,
-            "attempt": attempt,
-            "resumed": resume,
-            "started": _now(),
-            "ended": None,
-            "seconds": None,
-            "command": command,
-            "log": str(log_path),
-            "host": socket.gethostname(),
-            "pid": None,
-        }
-        start = time.monotonic()
-        with log_path.open("a") as handle:
-            handle.write(
-                f"\n===== attempt {attempt} started {info['started']}{' (resumed from last.ckpt)' if resume else ''}\n"
-                f"===== {cell.shell(resume)}\n"
-            )
-            handle.flush()
-            try:
-                process = subprocess.Popen(
-                    command, stdout=handle, stderr=subprocess.STDOUT, env=self._environment(), stdin=subprocess.DEVNULL
-                )
-            except OSError as err:
-                info.update(state="failed", ended=_now(), seconds=0.0, reason=f"could not start: {err}")
-                _write_json(cell.directory / CELL_JSON, info)
-                return CellOutcome(cell, "failed", None, 0.0, log_path, resume, info["reason"])
-            info["pid"] = process.pid
-            _write_json(cell.directory / CELL_JSON, info)
+
+        def track(process: subprocess.Popen | None) -> None:
             with self._lock:
-                self._running[cell] = process
-            returncode = process.wait()
-            with self._lock:
-                self._running.pop(cell, None)
-        seconds = time.monotonic() - start
-        finished = has_test_results(cell.directory)
-        reason = ""
-        if returncode != 0:
-            reason = f"exit status {returncode}"
-        elif not finished:
-            reason = "exited without test results (interrupted, or test_after_fit false)"
-        state = "done" if not reason else "failed"
-        info.update(state=state, returncode=returncode, ended=_now(), seconds=round(seconds, 2))
-        if reason:
-            info["reason"] = reason
-        _write_json(cell.directory / CELL_JSON, info)
-        return CellOutcome(cell, state, returncode, seconds, log_path, resume, reason)
+                if process is None:
+                    self._running.pop(cell, None)
+                else:
+                    self._running[cell] = process
+
+        return run_cell(cell, self._environment(), on_process=track)
 
     def run(self, plan: Plan) -> list[CellOutcome]:
         """Runs every cell that is not done yet; returns one outcome per cell of the plan, in plan order."""
