@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import os
 import re
@@ -75,12 +76,24 @@ class SERLightningCLI(LightningCLI):
             default=True,
             help="fit only: test the best checkpoint on the held-out test split when training ends",
         )
+        parser.add_argument(
+            "--experiment_cell",
+            type=str | None,
+            default=None,
+            help="set by the experiment runner: <experiment>/<variant>/fold<k>-seed<s>. The run folder is "
+            "--trainer.default_root_dir; TensorBoard/CSV loggers write into it, and a W&B run is named after the "
+            "cell, grouped by experiment (group) and variant (job_type), with an id unique to the cell",
+        )
 
     def before_instantiate_classes(self) -> None:
-        """Turns ``fit --resume <run or checkpoint>`` into ``--ckpt_path``."""
+        """Points the loggers at an experiment cell's folder and turns ``fit --resume`` into ``--ckpt_path``."""
         if self.subcommand != "fit":
             return
         config = self.config[self.subcommand]
+        cell = config.get("experiment_cell")
+        if cell:
+            trainer = config["trainer"]
+            trainer["logger"] = cell_loggers(trainer.get("logger"), cell, Path(trainer["default_root_dir"]))
         resume = config.get("resume")
         if not resume:
             return
@@ -129,6 +142,60 @@ class SERLightningCLI(LightningCLI):
         if ckpt_path is None:
             log.info("no best checkpoint was saved: testing the weights as they are")
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+
+
+_FOLDER_LOGGERS = ("TensorBoardLogger", "CSVLogger")
+
+
+def cell_loggers(logger: Any, cell: str, directory: Path) -> Any:
+    """The logger configuration of an experiment cell.
+
+    TensorBoard and CSV loggers write into the cell's folder (``save_dir/name/version`` =
+    ``<experiment folder>/<variant>/<cell>``). A W&B logger's run is named ``<experiment>/<variant>/<cell>``,
+    grouped by experiment (``group``) and variant (``job_type``), keeps its files in the cell's folder, and gets an id
+    unique to the cell (experiment, variant, cell and a hash of the experiment folder), so an interrupted cell
+    resumes its own W&B run and no two cells share one. A TensorBoard logger is added when none is configured, so
+    every cell has its TensorBoard folder; ``logger: false`` stays off.
+
+    Args:
+        logger: the parsed ``trainer.logger`` (a class config, a list of them, ``True``/``None`` for the default, or
+            ``False``).
+        cell: ``<experiment>/<variant>/fold<k>-seed<s>``.
+        directory: the cell's folder (``trainer.default_root_dir``).
+
+    Returns:
+        The rewritten ``trainer.logger`` (a list of class configs, or ``False``).
+    """
+    from jsonargparse import Namespace
+
+    parts = cell.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"--experiment_cell {cell!r}: expected <experiment>/<variant>/fold<k>-seed<s>")
+    experiment, variant, version = parts
+    if logger is False:
+        return False
+    directory = directory.resolve()
+    if (directory.parent.name, directory.name) != (variant, version):
+        raise ValueError(f"--experiment_cell {cell!r} does not match the run folder {directory}")
+    configs = [c.clone() for c in (logger if isinstance(logger, list) else [logger]) if isinstance(c, Namespace)]
+    if not any(c.class_path.rsplit(".", 1)[-1] in _FOLDER_LOGGERS for c in configs):
+        configs.append(Namespace(class_path="lightning.pytorch.loggers.TensorBoardLogger", init_args=Namespace()))
+    digest = hashlib.sha1(str(directory.parent.parent).encode()).hexdigest()[:8]
+    for config in configs:
+        args = config.get("init_args") or Namespace()
+        kind = config.class_path.rsplit(".", 1)[-1]
+        if kind in _FOLDER_LOGGERS:
+            values = {"save_dir": str(directory.parent.parent), "name": variant, "version": version}
+        elif kind == "WandbLogger":
+            run_id = re.sub(r"[^A-Za-z0-9_-]+", "_", f"{experiment}-{variant}-{version}")[:55] + f"-{digest}"
+            values = {"save_dir": str(directory), "name": cell, "version": run_id, "id": None}
+            values |= {"group": experiment, "job_type": variant}
+        else:
+            values = {}
+        for key, value in values.items():
+            args[key] = value
+        config["init_args"] = args
+    return configs
 
 
 def continue_run_folder(trainer: Trainer, ckpt_path: Path) -> None:

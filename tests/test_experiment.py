@@ -96,10 +96,7 @@ def test_plan_cells_folders_and_commands(tmp_path: Path) -> None:
     joined = " ".join(command)
     assert "--seed_everything 3" in joined and "--data.init_args.fold 1" in joined
     assert f"--config {(CONFIGS / 'augment' / 'mixup.yaml').resolve()}" in joined
-    assert (
-        f"--trainer.logger.init_args.save_dir {root} --trainer.logger.init_args.name mixup "
-        "--trainer.logger.init_args.version fold1-seed3" in joined
-    )
+    assert f"--trainer.default_root_dir {cell.directory} --experiment_cell demo/mixup/fold1-seed3" in joined
     assert "--ckpt_path" in " ".join(cell.command(resume=True))
 
 
@@ -180,6 +177,63 @@ def test_local_run_skip_and_failure(tmp_path: Path, tiny_corpus: Path, capsys: p
     assert "4 cells: 2 done, 2 failed" in out
     assert main(["collect", str(spec_path)]) == 1  # a failed cell: non-zero
     assert "# Experiment `demo`" in capsys.readouterr().out
+
+
+def test_cell_loggers_rewrites_every_logger(tmp_path: Path) -> None:
+    from jsonargparse import Namespace
+
+    from ser_lightning.cli import cell_loggers
+
+    cell = tmp_path / "runs" / "demo" / "mixup" / "fold1-seed3"
+    tb = Namespace(class_path="lightning.pytorch.loggers.TensorBoardLogger", init_args=Namespace(save_dir="runs"))
+    wandb = Namespace(class_path="lightning.pytorch.loggers.WandbLogger", init_args=Namespace(project="p", id="x"))
+    out = cell_loggers([wandb, tb], "demo/mixup/fold1-seed3", cell)
+    assert [c.class_path for c in out] == [wandb.class_path, tb.class_path]
+    w, t = (c.init_args for c in out)
+    assert (t.save_dir, t.name, t.version) == (str(cell.parent.parent.resolve()), "mixup", "fold1-seed3")
+    assert (w.group, w.job_type, w.name, w.save_dir, w.id) == ("demo", "mixup", "demo/mixup/fold1-seed3", str(cell), None)
+    assert w.project == "p" and w.version.startswith("demo-mixup-fold1-seed3-")
+    # The same cell of the same experiment folder keeps its W&B id; another folder, variant or seed does not.
+    again = cell_loggers([wandb], "demo/mixup/fold1-seed3", cell)[0].init_args.version
+    elsewhere = cell_loggers([wandb], "demo/mixup/fold1-seed3", tmp_path / "b" / "demo" / "mixup" / "fold1-seed3")
+    other = cell_loggers([wandb], "demo/base/fold1-seed3", cell.parent.parent / "base" / "fold1-seed3")
+    assert again == w.version and len({w.version, elsewhere[0].init_args.version, other[0].init_args.version}) == 3
+    # A lone W&B logger gets a TensorBoard folder next to it; the default logger becomes that TensorBoard logger.
+    assert [c.class_path.rsplit(".", 1)[-1] for c in cell_loggers(wandb, "demo/mixup/fold1-seed3", cell)] == [
+        "WandbLogger",
+        "TensorBoardLogger",
+    ]
+    assert [c.class_path.rsplit(".", 1)[-1] for c in cell_loggers(True, "demo/mixup/fold1-seed3", cell)] == [
+        "TensorBoardLogger"
+    ]
+    assert cell_loggers(False, "demo/mixup/fold1-seed3", cell) is False
+    with pytest.raises(ValueError, match="does not match the run folder"):
+        cell_loggers(tb, "demo/other/fold1-seed3", cell)
+    with pytest.raises(ValueError, match="expected <experiment>/<variant>"):
+        cell_loggers(tb, "fold1-seed3", cell)
+
+
+def test_wandb_cell_is_grouped_by_experiment_and_variant(tmp_path: Path, tiny_corpus: Path) -> None:
+    """A cell of an experiment that logs to W&B (offline): one run per cell, named after it, grouped by experiment
+    and variant, its files and a TensorBoard folder in the cell's folder."""
+    from ser_lightning.cli import main as cli_main
+
+    args = ["--data", TINY, "--data.init_args.root", str(tiny_corpus.parent), *FAST]
+    args += ["--trainer", str(CONFIGS / "trainer" / "wandb.yaml"), "--test_after_fit", "false"]
+    spec = load_spec(write_spec(tmp_path, args=args, folds=[0], variants={"mixup": ["configs/augment/mixup.yaml"]}))
+    cell = make_plan(spec).cells[0]
+    cli = cli_main(list(cell.args))
+    loggers = {type(lg).__name__: lg for lg in cli.trainer.loggers}
+    assert set(loggers) == {"WandbLogger", "TensorBoardLogger"}
+    run = loggers["WandbLogger"].experiment
+    try:
+        assert (run.group, run.job_type, run.name) == ("demo", "mixup", "demo/mixup/fold0-seed0")
+        assert run.id.startswith("demo-mixup-fold0-seed0-")
+    finally:
+        run.finish()
+    assert Path(cli.trainer.log_dir) == cell.directory
+    assert list((cell.directory / "wandb").glob(f"offline-run-*-{run.id}"))
+    assert list(cell.directory.glob("events.out.tfevents.*")) and (cell.directory / "config.yaml").is_file()
 
 
 @pytest.mark.slow

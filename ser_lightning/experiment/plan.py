@@ -1,7 +1,8 @@
 """The plan of an experiment: one cell per (fold, seed, variant), each an ordinary ``fit`` run in its own folder.
 
-A cell's folder is ``<output_root>/<experiment>/<variant>/fold<k>-seed<s>/``: the logger's
-``save_dir/name/version``, so the run's ``config.yaml``, ``hparams.yaml``, checkpoints, ``results.json`` and
+A cell's folder is ``<output_root>/<experiment>/<variant>/fold<k>-seed<s>/`` (``--trainer.default_root_dir``;
+``--experiment_cell`` makes it the TensorBoard/CSV loggers' ``save_dir/name/version`` and names, groups and
+identifies a W&B run after the cell: see :func:`ser_lightning.cli.cell_loggers`), so the run's ``config.yaml``, ``hparams.yaml``, checkpoints, ``results.json`` and
 TensorBoard/CSV logs all land there, next to the executor's ``cell.json`` and ``cell.log``.
 """
 
@@ -209,12 +210,8 @@ def make_plan(spec: ExperimentSpec, folds: list[int] | None = None) -> Plan:
                     str(fold),
                     "--trainer.default_root_dir",
                     str(directory),
-                    "--trainer.logger.init_args.save_dir",
-                    str(root),
-                    "--trainer.logger.init_args.name",
-                    variant,
-                    "--trainer.logger.init_args.version",
-                    f"fold{fold}-seed{seed}",
+                    "--experiment_cell",
+                    f"{spec.name}/{variant}/fold{fold}-seed{seed}",
                 )
                 cells.append(Cell(variant, fold, seed, directory, args))
     return Plan(spec, list(folds), cells, source)
