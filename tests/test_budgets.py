@@ -99,6 +99,7 @@ def _fit(tmp_path: Path, tiny_corpus: Path, **trainer_args: object) -> dict:
     trainer.fit(model, datamodule=dm)
     stamp = json.loads((tmp_path / RESULTS_FILE).read_text())["training_stop"]
     assert stamp == model.training_stop
+    assert 0 < stamp.pop("fit_seconds") < 600  # the clock of fit, for the experiment runner's overhead benchmark
     return stamp
 
 

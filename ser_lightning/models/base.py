@@ -190,9 +190,20 @@ class SERTask(pl.LightningModule, ABC):
             kwargs[name] = value
         return network(**kwargs, **fixed)
 
+    def on_fit_start(self) -> None:
+        """Starts the clock of ``fit`` (``training_stop.fit_seconds``: from here to the end of training)."""
+        self._fit_started = time.perf_counter()
+
     def on_train_end(self) -> None:
-        """Logs why training stopped and records it as ``training_stop`` in ``results.json``."""
+        """Logs why training stopped and records it as ``training_stop`` in ``results.json``.
+
+        ``training_stop`` also holds ``fit_seconds``, the wall time from the start of ``fit`` (after the data's setup)
+        to the end of training, which the experiment benchmark compares with each cell's process time.
+        """
         self.training_stop = stop_reason(self.trainer)
+        started = getattr(self, "_fit_started", None)
+        if started is not None:
+            self.training_stop["fit_seconds"] = round(time.perf_counter() - started, 3)
         log.info("training stopped: %s", self.training_stop["detail"])
         self.write_training_stop()
 

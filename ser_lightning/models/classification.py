@@ -245,6 +245,7 @@ class SERClassificationTask(SERTask):
     # ------------------------------------------------------------------------------- normalisation
     def on_fit_start(self) -> None:
         """Computes the training-set feature statistics (``feature_norm='train'``) unless already stored."""
+        super().on_fit_start()
         if self.normalisation.mode == "train" and not self.normalisation.fitted:
             self.fit_feature_statistics()
 
