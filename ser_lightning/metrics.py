@@ -44,6 +44,23 @@ def scores_from_confusion(matrix: Tensor | np.ndarray) -> dict[str, float]:
     return {k: float(v) for k, v in _scores(counts).items()}
 
 
+def unweighted_accuracy(matrices: Tensor | np.ndarray) -> Tensor:
+    """UA (the mean recall over the classes present in the truth) of one or a batch of confusion matrices.
+
+    Args:
+        matrices: ``[..., C, C]`` counts, rows the true class.
+
+    Returns:
+        ``[...]`` UA in float64; NaN for a matrix that holds no utterance.
+    """
+    m = (matrices if isinstance(matrices, Tensor) else torch.as_tensor(np.asarray(matrices))).double()
+    tp = m.diagonal(dim1=-2, dim2=-1)
+    support = m.sum(dim=-1)
+    present = support > 0
+    recall = torch.where(present, tp / support.clamp(min=1), torch.zeros_like(tp))
+    return recall.sum(dim=-1) / present.sum(dim=-1)
+
+
 def _scores(matrix: Tensor) -> dict[str, Tensor]:
     m = matrix.double()
     total = m.sum()
@@ -54,7 +71,7 @@ def _scores(matrix: Tensor) -> dict[str, Tensor]:
     support = m.sum(dim=1)
     predicted = m.sum(dim=0)
     present = support > 0
-    ua = (tp[present] / support[present]).mean()
+    ua = unweighted_accuracy(m)
     wa = tp.sum() / total
     scored = present | (predicted > 0)
     denominator = support + predicted  # 2 tp + fp + fn

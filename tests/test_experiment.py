@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -154,7 +155,24 @@ def test_local_run_skip_and_failure(tmp_path: Path, tiny_corpus: Path, capsys: p
     assert info["state"] == "failed" and info["returncode"] != 0
     assert "no_such_argument" in (broken / "cell.log").read_text()
 
+    for cell in done:  # per-utterance predictions agree with the cell's confusion matrix
+        results = json.loads((cell / "results.json").read_text())
+        with (cell / results["test_predictions"]).open() as handle:
+            rows = list(csv.DictReader(handle))
+        names = results["class_names"]
+        assert len(rows) == results["num_test_utterances"] and len({r["utt_id"] for r in rows}) == len(rows)
+        matrix = np.zeros((len(names), len(names)), dtype=int)
+        for r in rows:
+            matrix[names.index(r["label"]), names.index(r["predicted"])] += 1
+            probs = [float(r[f"p_{n}"]) for n in names]
+            assert names[int(np.argmax(probs))] == r["predicted"] and sum(probs) == pytest.approx(1.0, abs=1e-4)
+        assert matrix.tolist() == results["confusion_matrix"]
+        assert {r["speaker"] for r in rows} == set(results["test_speakers"])
+
     card = json.loads((root / "card.json").read_text())
+    pooled = card["per_variant"]["baseline"]["pooled"]
+    assert pooled["cells"] == 2 and pooled["utterances"] == 2 * results["num_test_utterances"]
+    assert pooled["ci95"]["low"] <= pooled["ua"] <= pooled["ci95"]["high"]
     uas = [json.loads((c / "results.json").read_text())["test_ua"] for c in done]
     assert card["per_variant"]["baseline"]["test_ua"]["mean"] == pytest.approx(np.mean(uas))
     assert card["per_variant"]["baseline"]["test_ua"]["n"] == 2
@@ -191,7 +209,8 @@ def test_cell_loggers_rewrites_every_logger(tmp_path: Path) -> None:
     assert [c.class_path for c in out] == [wandb.class_path, tb.class_path]
     w, t = (c.init_args for c in out)
     assert (t.save_dir, t.name, t.version) == (str(cell.parent.parent.resolve()), "mixup", "fold1-seed3")
-    assert (w.group, w.job_type, w.name, w.save_dir, w.id) == ("demo", "mixup", "demo/mixup/fold1-seed3", str(cell), None)
+    assert (w.group, w.job_type, w.name) == ("demo", "mixup", "demo/mixup/fold1-seed3")
+    assert (w.save_dir, w.id) == (str(cell), None)
     assert w.project == "p" and w.version.startswith("demo-mixup-fold1-seed3-")
     # The same cell of the same experiment folder keeps its W&B id; another folder, variant or seed does not.
     again = cell_loggers([wandb], "demo/mixup/fold1-seed3", cell)[0].init_args.version
@@ -327,12 +346,61 @@ def test_collect_statistics_against_scipy(tmp_path: Path) -> None:
 
     assert card["per_variant"]["sp"]["confusion_matrix"] == [[8, 8], [0, 16]]
     assert card["per_variant"]["baseline"]["per_speaker_ua"]["spk2"] == pytest.approx(fold_means[2])
+    assert "pooled" not in card["per_variant"]["baseline"]  # no cell wrote per-utterance predictions
     assert card["stamp"]["class_counts"] == {"a": 5, "b": 5} and card["stamp"]["folds"] == [0, 1, 2, 3]
     assert card["stamp"]["package_version"]
     rows = (root / "cells.csv").read_text().splitlines()
     assert len(rows) == 17 and rows[0].startswith("variant,fold,seed,state,test_ua")
     md = (root / "card.md").read_text()
     assert "| baseline |" in md and "Wilcoxon" in md and "Protocol stamp" in md
+
+
+def test_pooled_predictions_bootstrap_over_utterances(tmp_path: Path) -> None:
+    """The pooled UA and its utterance-bootstrap interval equal scikit-learn's balanced accuracy bootstrapped by
+    scipy; per-speaker UA comes from the predictions when a test split holds several speakers."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    root = tmp_path / "exp"
+    rng = np.random.default_rng(5)
+    names = ["a", "b", "c"]
+    truth, guess = [], []
+    for fold in range(3):
+        fake_results(root, "baseline", fold, 0, 0.5, [[1, 0], [0, 1]])
+        cell = root / "baseline" / f"fold{fold}-seed0"
+        results = json.loads((cell / "results.json").read_text())
+        results.update(class_names=names, test_predictions="test_predictions.csv", test_speakers=["s1", "s2"])
+        (cell / "results.json").write_text(json.dumps(results))
+        with (cell / "test_predictions.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["utt_id", "speaker", "label", "predicted", "p_a", "p_b", "p_c"])
+            for i in range(20):
+                y = int(rng.integers(3))
+                p = y if rng.uniform() < 0.6 else int(rng.integers(3))
+                truth.append(y)
+                guess.append(p)
+                writer.writerow([f"u{fold}_{i}", f"s{i % 2 + 1}", names[y], names[p], 0.2, 0.3, 0.5])
+    card = collect(root, variants=["baseline"])
+    pooled = card["per_variant"]["baseline"]["pooled"]
+    y, p = np.asarray(truth), np.asarray(guess)
+    assert pooled["utterances"] == 60 and pooled["cells"] == 3
+    assert pooled["ua"] == pytest.approx(balanced_accuracy_score(y, p))
+    expected = stats.bootstrap(
+        (y, p),
+        lambda a, b: balanced_accuracy_score(a, b),
+        paired=True,
+        vectorized=False,
+        n_resamples=9999,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    ).confidence_interval
+    assert pooled["ci95"]["low"] == pytest.approx(expected.low)
+    assert pooled["ci95"]["high"] == pytest.approx(expected.high)
+    speakers = np.array([i % 2 + 1 for _ in range(3) for i in range(20)])
+    per_speaker = card["per_variant"]["baseline"]["per_speaker_ua"]
+    assert per_speaker["s1"] == pytest.approx(balanced_accuracy_score(y[speakers == 1], p[speakers == 1]))
+    md = (root / "card.md").read_text()
+    assert "## Pooled test predictions" in md and f"{pooled['ua']:.4f}" in md
 
 
 def test_collect_with_one_pair_skips_the_tests(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from ser_lightning.metrics import (
     WeightedAccuracy,
     classification_metrics,
     scores_from_confusion,
+    unweighted_accuracy,
 )
 
 CASES = [
@@ -85,3 +86,15 @@ def test_a_score_plots_as_a_scalar() -> None:
     metric.update(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))
     figure, axis = metric.plot()
     assert figure is not None and axis.get_lines()
+
+
+def test_batched_ua_equals_the_single_matrix_score() -> None:
+    rng = np.random.default_rng(3)
+    matrices = rng.integers(0, 5, size=(6, 4, 4))
+    matrices[2, 1] = 0  # a class absent from the truth: not averaged
+    matrices[5] = 0  # no utterance: NaN
+    batched = unweighted_accuracy(torch.as_tensor(matrices))
+    assert batched.shape == (6,)
+    for i in range(5):
+        assert float(batched[i]) == pytest.approx(scores_from_confusion(matrices[i])["ua"])
+    assert torch.isnan(batched[5])

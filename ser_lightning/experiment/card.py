@@ -77,6 +77,29 @@ def _variant_table(card: dict[str, Any]) -> list[str]:
     return out
 
 
+def _pooled(card: dict[str, Any]) -> list[str]:
+    rows = [(v, card["per_variant"].get(v, {}).get("pooled")) for v in card["variants"]]
+    rows = [(v, p) for v, p in rows if p]
+    if not rows:
+        return []
+    out = [
+        "<h2>Pooled test predictions</h2>",
+        f"<p class='muted'>{escape(card['statistics'].get('pooled', ''))}.</p>",
+        "<table><tr><th>variant</th><th>UA</th><th>95 % interval (utterances)</th><th>utterances</th>"
+        "<th>cells</th></tr>",
+    ]
+    for variant, p in rows:
+        ci = p.get("ci95")
+        interval = f"[{ci['low']:.4f}, {ci['high']:.4f}]" if ci else DASH
+        ua = f"{p['ua']:.4f}"
+        out.append(
+            f"<tr><td>{escape(variant)}</td>{_cell(ua)}{_cell(interval)}"
+            f"{_cell(str(p['utterances']))}{_cell(str(p['cells']))}</tr>"
+        )
+    out.append("</table>")
+    return out
+
+
 def _comparisons(card: dict[str, Any]) -> list[str]:
     if not card["comparisons"]:
         return []
@@ -176,7 +199,9 @@ def _per_speaker(card: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     speakers = sorted({k for _, s in rows for k in s})
-    out = ["<h2>UA per test speaker (mean over seeds)</h2><table><tr><th>variant</th>"]
+    notes = {card["per_variant"].get(v, {}).get("per_speaker_note") or "mean over seeds" for v, _ in rows}
+    out = [f"<h2>UA per test speaker</h2><p class='muted'>{escape('; '.join(sorted(notes)))}</p>"]
+    out.append("<table><tr><th>variant</th>")
     out.append("".join(f"<th>{escape(s)}</th>" for s in speakers) + "</tr>")
     for variant, per in rows:
         out.append(f"<tr><td>{escape(variant)}</td>" + "".join(_cell(_num(per.get(s), 3)) for s in speakers) + "</tr>")
@@ -232,6 +257,7 @@ def render_html(card: dict[str, Any], directory: str | Path) -> str:
     parts += ["<h2>Results per variant</h2>", f"<p class='muted'>std: {escape(card['statistics']['std'])}; "]
     parts.append(f"95 % interval: {escape(card['statistics']['ci95'])}; n: finished cells.</p>")
     parts += _variant_table(card)
+    parts += _pooled(card)
     parts += _comparisons(card)
     parts += _robustness(card)
     parts += _per_speaker(card)

@@ -37,6 +37,8 @@ __all__ = [
     "bootstrap_interval",
     "collect",
     "paired_tests",
+    "pooled_predictions",
+    "utterance_bootstrap",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,112 @@ def paired_tests(baseline: list[float], other: list[float]) -> dict[str, Any]:
         else {"skipped": "the differences have zero variance"}
     )
     return out
+
+
+def _read_predictions(cell: dict[str, Any]) -> list[dict[str, str]] | None:
+    name = cell["_results"].get("test_predictions")
+    if not name:
+        return None
+    path = Path(cell["directory"]) / name
+    try:
+        with path.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+    except OSError as err:
+        log.warning("%s: cannot read the test predictions (%s): the cell is left out of the pooled interval", path, err)
+        return None
+
+
+def utterance_bootstrap(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """95 % percentile-bootstrap interval of the UA of pooled predictions, resampling utterances.
+
+    Args:
+        labels: true class indices, one per utterance.
+        predicted: predicted class indices, in the same order.
+        num_classes: the number of classes.
+
+    Returns:
+        ``{"low", "high", "n", "method"}``.
+    """
+    import torch
+    from scipy.stats import bootstrap
+
+    from ser_lightning.metrics import unweighted_accuracy
+
+    def ua(y: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
+        codes = np.moveaxis(y, axis, -1) * num_classes + np.moveaxis(p, axis, -1)
+        counts = np.stack([(codes == k).sum(axis=-1) for k in range(num_classes * num_classes)], axis=-1)
+        matrices = counts.reshape(*counts.shape[:-1], num_classes, num_classes)
+        return unweighted_accuracy(torch.as_tensor(matrices)).numpy()
+
+    result = bootstrap(
+        (labels, predicted),
+        ua,
+        paired=True,
+        vectorized=True,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        batch=max(1, 4_000_000 // max(len(labels), 1)),
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(BOOTSTRAP_SEED),
+    )
+    low, high = result.confidence_interval
+    return {
+        "low": float(low),
+        "high": float(high),
+        "n": len(labels),
+        "method": f"percentile bootstrap over the pooled utterances, {BOOTSTRAP_RESAMPLES} resamples, "
+        f"seed {BOOTSTRAP_SEED}",
+    }
+
+
+def pooled_predictions(cells: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """UA of a variant's pooled per-utterance test predictions, its utterance-bootstrap interval and UA per speaker.
+
+    Every finished cell's ``test_predictions.csv`` (all folds and seeds) is pooled; a cell without one is left out
+    and counted.
+
+    Args:
+        cells: the variant's finished cells.
+
+    Returns:
+        ``{"ua", "ci95", "utterances", "cells", "cells_without_predictions", "per_speaker_ua"}``, or ``None`` when
+        no cell has predictions.
+    """
+    from ser_lightning.metrics import unweighted_accuracy
+
+    rows, used = [], 0
+    for cell in cells:
+        mine = _read_predictions(cell)
+        if mine is not None:
+            rows += mine
+            used += 1
+    if not rows:
+        return None
+    names = list(cells[0]["_results"].get("class_names") or sorted({r["label"] for r in rows}))
+    index = {name: i for i, name in enumerate(names)}
+    unknown = {r["label"] for r in rows} | {r["predicted"] for r in rows}
+    if not unknown <= set(index):
+        log.warning("test predictions name classes %s outside %s: no pooled UA", sorted(unknown - set(index)), names)
+        return None
+    labels = np.array([index[r["label"]] for r in rows])
+    predicted = np.array([index[r["predicted"]] for r in rows])
+    k = len(names)
+
+    def ua_of(mask: np.ndarray) -> float:
+        counts = np.bincount(labels[mask] * k + predicted[mask], minlength=k * k).reshape(k, k)
+        return float(unweighted_accuracy(counts))
+
+    everything = np.ones(len(rows), dtype=bool)
+    speakers = np.array([r.get("speaker", "") for r in rows])
+    per_speaker = {s: ua_of(speakers == s) for s in sorted(set(speakers.tolist())) if s}
+    return {
+        "ua": ua_of(everything),
+        "ci95": utterance_bootstrap(labels, predicted, k) if len(rows) > 1 else None,
+        "utterances": len(rows),
+        "cells": used,
+        "cells_without_predictions": len(cells) - used,
+        "per_speaker_ua": per_speaker,
+    }
 
 
 def _cell_dirs(directory: Path) -> list[tuple[str, int, int, Path]]:
@@ -321,8 +429,14 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
         ]
         if matrices and len({m.shape for m in matrices}) == 1:
             entry["confusion_matrix"] = np.sum(matrices, axis=0).astype(int).tolist()
+        pooled = pooled_predictions(mine)
+        if pooled is not None:
+            entry["pooled"] = pooled
         speakers = [c["_results"].get("test_speakers") for c in mine]
-        if mine and all(isinstance(s, list) and len(s) == 1 for s in speakers) and "test_ua" in metrics:
+        if pooled is not None and pooled.get("per_speaker_ua"):
+            entry["per_speaker_ua"] = pooled.pop("per_speaker_ua")
+            entry["per_speaker_note"] = "UA of each speaker's pooled test predictions over the variant's cells"
+        elif mine and all(isinstance(s, list) and len(s) == 1 for s in speakers) and "test_ua" in metrics:
             per_speaker: dict[str, list[float]] = defaultdict(list)
             for c, s in zip(mine, speakers, strict=True):
                 if c["test_ua"] is not None:
@@ -373,6 +487,9 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
             "std": "sample standard deviation (ddof=1) over all finished cells",
             "ci95": "percentile bootstrap of the mean over folds (each fold averaged over its seeds), "
             f"scipy.stats.bootstrap, {BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}",
+            "pooled": "UA of the variant's per-utterance test predictions pooled over all its cells (folds x seeds), "
+            "with a percentile bootstrap over those utterances (paired resampling of truth and prediction, "
+            f"{BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED})",
             "paired": f"each variant minus the baseline ({baseline}) over the same (fold, seed) pairs: "
             "scipy.stats.wilcoxon (signed-rank, two-sided) and scipy.stats.ttest_rel "
             "(two-sided)",
@@ -490,6 +607,20 @@ def _write(directory: Path, card: dict[str, Any]) -> None:
     for variant in card["variants"]:
         entry = card["per_variant"].get(variant, {})
         lines.append(f"| {variant} | " + " | ".join(_fmt(entry.get(m)) for m in metrics) + " |")
+    pooled = [(v, card["per_variant"].get(v, {}).get("pooled")) for v in card["variants"]]
+    if any(p for _, p in pooled):
+        lines += [
+            "",
+            "## Pooled test predictions (UA [95 % bootstrap interval over utterances])",
+            "",
+            "| variant | UA | utterances | cells |",
+            "|---|---|---|---|",
+        ]
+        for variant, p in pooled:
+            if p:
+                ci = p.get("ci95")
+                interval = f" [{ci['low']:.4f}, {ci['high']:.4f}]" if ci else ""
+                lines.append(f"| {variant} | {p['ua']:.4f}{interval} | {p['utterances']} | {p['cells']} |")
     if card["comparisons"]:
         lines += [
             "",
@@ -523,7 +654,7 @@ def _write(directory: Path, card: dict[str, Any]) -> None:
         if entry.get("per_speaker_ua"):
             lines += [
                 "",
-                f"UA per test speaker (`{variant}`, mean over seeds): "
+                f"UA per test speaker (`{variant}`; {entry.get('per_speaker_note') or 'mean over seeds'}): "
                 + ", ".join(f"{k} {v:.3f}" for k, v in entry["per_speaker_ua"].items()),
             ]
         elif entry.get("per_speaker_note"):

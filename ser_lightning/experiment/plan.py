@@ -2,7 +2,8 @@
 
 A cell's folder is ``<output_root>/<experiment>/<variant>/fold<k>-seed<s>/`` (``--trainer.default_root_dir``;
 ``--experiment_cell`` makes it the TensorBoard/CSV loggers' ``save_dir/name/version`` and names, groups and
-identifies a W&B run after the cell: see :func:`ser_lightning.cli.cell_loggers`), so the run's ``config.yaml``, ``hparams.yaml``, checkpoints, ``results.json`` and
+identifies a W&B run after the cell: see :func:`ser_lightning.cli.cell_loggers`), so the run's ``config.yaml``,
+``hparams.yaml``, checkpoints, ``results.json`` and
 TensorBoard/CSV logs all land there, next to the executor's ``cell.json`` and ``cell.log``.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import time
 from pathlib import Path
@@ -40,6 +41,30 @@ def mixup(features: Tensor, targets: Tensor, alpha: float, num_classes: int) -> 
     mixed = lam * features + (1.0 - lam) * features[perm]
     soft = lam * onehot + (1.0 - lam) * onehot[perm]
     return mixed, soft, lam
+
+
+PREDICTIONS_FILE = "test_predictions.csv"
+"""Per-utterance test predictions, next to ``results.json``: ``utt_id, speaker, label, predicted, p_<class>...``."""
+
+
+def write_test_predictions(path: Path, rows: list[dict[str, Any]], class_names: list[str]) -> None:
+    """Writes per-utterance test predictions (the experiment card bootstraps over them).
+
+    Args:
+        path: the CSV file.
+        rows: ``{"utt_id", "speaker", "label" (class index), "probs" (posteriors)}`` per test utterance.
+        class_names: the class names (the columns ``p_<class>`` and the ``label``/``predicted`` values).
+    """
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["utt_id", "speaker", "label", "predicted", *(f"p_{name}" for name in class_names)])
+        for row in sorted(rows, key=lambda r: str(r["utt_id"])):
+            probs = row["probs"]
+            predicted = max(range(len(probs)), key=probs.__getitem__)
+            writer.writerow(
+                [row["utt_id"], row["speaker"], class_names[row["label"]], class_names[predicted]]
+                + [f"{p:.6f}" for p in probs]
+            )
 
 
 def segment_starts(frames: int, segment: int, hop: int) -> list[int]:
@@ -316,10 +341,24 @@ class SERClassificationTask(SERTask):
         self.log_dict(values, prog_bar=True)
         self.val_metrics.reset()
 
+    def on_test_epoch_start(self) -> None:
+        """Starts the clock of the test pass and the list of per-utterance test predictions."""
+        super().on_test_epoch_start()
+        self._test_rows: list[dict[str, Any]] = []
+
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Utterance-level test metrics and confusion matrix."""
+        """Utterance-level test metrics, confusion matrix and per-utterance predictions (``test_predictions.csv``)."""
         probs = self._eval_step(batch, self.test_metrics, "test")
         self.test_confusion.update(probs, batch["label"])
+        speakers = batch.get("speaker") or [""] * len(batch["label"])
+        for utt, speaker, label, row in zip(
+            batch.get("utt_id") or [""] * len(batch["label"]),
+            speakers,
+            batch["label"].tolist(),
+            probs.detach().float().cpu().tolist(),
+            strict=True,
+        ):
+            self._test_rows.append({"utt_id": utt, "speaker": speaker, "label": label, "probs": row})
         self._test_finished = time.perf_counter()  # evaluation callbacks run before on_test_epoch_end
 
     def on_test_epoch_end(self) -> None:
@@ -329,6 +368,11 @@ class SERClassificationTask(SERTask):
         self.log_dict(values)
         self.test_metrics.reset()
         self.test_confusion.reset()
+        rows = getattr(self, "_test_rows", [])
+        if self.trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[Any] = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(gathered, rows)  # a collective: every process
+            rows = [row for part in gathered for row in part]
         path = self.write_test_results(
             {
                 "class_names": self.class_names,
@@ -336,10 +380,12 @@ class SERClassificationTask(SERTask):
                 **values,
                 "confusion_matrix": matrix,
                 "num_test_utterances": int(matrix.sum()),
+                "test_predictions": PREDICTIONS_FILE,
             }
         )
         if path is None:  # not rank zero (or nothing written): no collective may follow
             return
+        write_test_predictions(Path(path).parent / PREDICTIONS_FILE, rows, self.class_names)
         log_figure(
             self.trainer,
             Path(path).parent,
