@@ -355,10 +355,15 @@ def test_collect_statistics_against_scipy(tmp_path: Path) -> None:
     assert "| baseline |" in md and "Wilcoxon" in md and "Protocol stamp" in md
 
 
-def test_pooled_predictions_bootstrap_over_utterances(tmp_path: Path) -> None:
+def test_pooled_predictions_bootstrap_over_utterances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The pooled UA and its utterance-bootstrap interval equal scikit-learn's balanced accuracy bootstrapped by
     scipy; per-speaker UA comes from the predictions when a test split holds several speakers."""
     from sklearn.metrics import balanced_accuracy_score
+
+    import importlib
+
+    collect_module = importlib.import_module("ser_lightning.experiment.collect")  # the package exports collect()
+    monkeypatch.setattr(collect_module, "BOOTSTRAP_RESAMPLES", 499)  # the reference statistic is not vectorised
 
     root = tmp_path / "exp"
     rng = np.random.default_rng(5)
@@ -389,7 +394,7 @@ def test_pooled_predictions_bootstrap_over_utterances(tmp_path: Path) -> None:
         lambda a, b: balanced_accuracy_score(a, b),
         paired=True,
         vectorized=False,
-        n_resamples=9999,
+        n_resamples=499,
         confidence_level=0.95,
         method="percentile",
         rng=np.random.default_rng(0),

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +22,7 @@ from ser_lightning.experiment.__main__ import main
 from ser_lightning.experiment.slurm import SlurmOptions, array_spec, load_plan, sbatch_script, squeue_tasks
 
 from .conftest import CONFIGS
+from .slurm_cluster import SlurmUnavailableError, one_node_slurm, wait
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +40,6 @@ FAST = [
     "--trainer.limit_val_batches",
     "2",
 ]
-BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
-APT = "apt-get install -y slurmctld slurmd slurm-client munge"
 
 
 def write_spec(tmp_path: Path, args: list[str], name: str = "demo", **overrides: object) -> Path:
@@ -132,133 +127,18 @@ def test_dry_run_writes_the_script_only(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------- a real SLURM here
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(predicate, timeout: float, what: str, poll: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(poll)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def _stop(pid_file: Path) -> None:
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(50):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A one-node SLURM (munged, slurmctld, slurmd) with everything under a temporary folder; ``SLURM_CONF`` set."""
-    missing = [name for name in BINARIES if shutil.which(name) is None and not Path(f"/usr/sbin/{name}").exists()]
-    if missing:
-        pytest.skip(f"SLURM is not installed ({', '.join(missing)} missing): {APT}")
-    if os.geteuid() != 0:
-        pytest.skip("the one-node SLURM of these tests runs its daemons as root")
-    root = tmp_path_factory.mktemp("slurm")
-    for sub in ("state", "spool", "log", "munge"):
-        (root / sub).mkdir()
-    key = root / "munge" / "munge.key"
-    key.write_bytes(os.urandom(1024))
-    key.chmod(0o400)
-    munge_socket = root / "munge" / "munge.socket"
-    host = socket.gethostname()
-    cpus = os.cpu_count() or 1
-    conf = root / "slurm.conf"
-    conf.write_text(
-        "\n".join(
-            [
-                "ClusterName=serltest",
-                f"SlurmctldHost={host}",
-                f"SlurmctldPort={_free_port()}",
-                f"SlurmdPort={_free_port()}",
-                "AuthType=auth/munge",
-                "CredType=cred/munge",
-                f"AuthInfo=socket={munge_socket}",
-                "ProctrackType=proctrack/linuxproc",
-                "TaskPlugin=task/none",
-                "SelectType=select/cons_tres",
-                "SelectTypeParameters=CR_Core",
-                "SlurmUser=root",
-                "SlurmdUser=root",
-                "ReturnToService=2",
-                "MpiDefault=none",
-                "SchedulerType=sched/backfill",
-                "SchedulerParameters=sched_interval=1",
-                "JobAcctGatherType=jobacct_gather/none",
-                "AccountingStorageType=accounting_storage/none",
-                "KillWait=5",
-                "MinJobAge=30",
-                f"StateSaveLocation={root / 'state'}",
-                f"SlurmdSpoolDir={root / 'spool'}",
-                f"SlurmctldPidFile={root / 'slurmctld.pid'}",
-                f"SlurmdPidFile={root / 'slurmd.pid'}",
-                f"SlurmctldLogFile={root / 'log' / 'slurmctld.log'}",
-                f"SlurmdLogFile={root / 'log' / 'slurmd.log'}",
-                f"NodeName={host} CPUs={cpus} RealMemory=4000 State=UNKNOWN",
-                f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP",
-                "",
-            ]
-        )
-    )
-    previous_conf = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = str(conf)
-    pid_files = [root / "slurmd.pid", root / "slurmctld.pid", root / "munge" / "munged.pid"]
+    cluster = one_node_slurm(tmp_path_factory.mktemp("slurm"))
     try:
-        subprocess.run(
-            [
-                shutil.which("munged") or "/usr/sbin/munged",
-                "--force",
-                f"--key-file={key}",
-                f"--socket={munge_socket}",
-                f"--pid-file={root / 'munge' / 'munged.pid'}",
-                f"--log-file={root / 'log' / 'munged.log'}",
-                f"--seed-file={root / 'munge' / 'munged.seed'}",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run([shutil.which("slurmctld") or "/usr/sbin/slurmctld", "-f", str(conf)], check=True)
-        subprocess.run([shutil.which("slurmd") or "/usr/sbin/slurmd", "-f", str(conf)], check=True)
-
-        def idle() -> bool:
-            out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, check=False).stdout
-            return out.strip() in ("idle", "mix", "alloc")
-
-        try:
-            _wait(idle, 30, "the SLURM node to come up idle")
-        except TimeoutError as err:
-            logs = "\n".join(p.read_text()[-2000:] for p in (root / "log").glob("*.log"))
-            pytest.skip(f"SLURM did not start here ({err}):\n{logs}")
+        root = cluster.__enter__()
+    except SlurmUnavailableError as err:
+        pytest.skip(str(err))
+    try:
         yield root
-    except subprocess.CalledProcessError as err:
-        pytest.skip(f"SLURM daemons did not start: {err} {getattr(err, 'stderr', b'')!r}")
     finally:
-        subprocess.run(["scancel", "--user", "root"], capture_output=True, check=False)
-        for pid_file in pid_files:
-            _stop(pid_file)
-        if previous_conf is None:
-            os.environ.pop("SLURM_CONF", None)
-        else:
-            os.environ["SLURM_CONF"] = previous_conf
+        cluster.__exit__(None, None, None)
 
 
 def _job_array(directory: Path) -> str:
@@ -288,7 +168,7 @@ def _wait_array(job_id: str, timeout: float, release: bool = False) -> None:
                     )
         return not tasks
 
-    _wait(finished, timeout, f"job array {job_id}", poll=1.0)
+    wait(finished, timeout, f"job array {job_id}", poll=1.0)
 
 
 def _figures(directory: Path) -> dict[str, dict]:
@@ -384,10 +264,10 @@ def test_requeued_task_resumes_and_matches_local_run(
     directory = tmp_path / "runs" / "demo"
     cell = directory / "baseline" / "fold0-seed0"
     job_id = _job_array(directory)
-    _wait(lambda: (cell / "checkpoints" / "last.ckpt").is_file(), 300, "the first last.ckpt")
+    wait(lambda: (cell / "checkpoints" / "last.ckpt").is_file(), 300, "the first last.ckpt")
     assert not (cell / "results.json").is_file() or "test_ua" not in (cell / "results.json").read_text()
     subprocess.run(["scancel", "--signal=USR1", "--batch", f"{job_id}_0"], check=True)
-    _wait(lambda: json.loads((cell / "cell.json").read_text())["state"] == "requeued", 120, "the requeue")
+    wait(lambda: json.loads((cell / "cell.json").read_text())["state"] == "requeued", 120, "the requeue")
     # Requeued (held ~2 minutes by SLURM's BeginTime): queued in status, pending (not failed) on the card.
     assert main(["status", str(spec)]) == 0
     assert "queued       baseline/fold0-seed0" in capsys.readouterr().out

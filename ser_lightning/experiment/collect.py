@@ -161,8 +161,11 @@ def utterance_bootstrap(labels: np.ndarray, predicted: np.ndarray, num_classes: 
 
     def ua(y: np.ndarray, p: np.ndarray, axis: int = -1) -> np.ndarray:
         codes = np.moveaxis(y, axis, -1) * num_classes + np.moveaxis(p, axis, -1)
-        counts = np.stack([(codes == k).sum(axis=-1) for k in range(num_classes * num_classes)], axis=-1)
-        matrices = counts.reshape(*counts.shape[:-1], num_classes, num_classes)
+        cells = num_classes * num_classes
+        rows = codes.reshape(-1, codes.shape[-1])
+        flat = rows + cells * np.arange(rows.shape[0])[:, None]  # one bincount for every resample's confusion
+        counts = np.bincount(flat.ravel(), minlength=flat.shape[0] * cells)
+        matrices = counts.reshape(*codes.shape[:-1], num_classes, num_classes)
         return unweighted_accuracy(torch.as_tensor(matrices)).numpy()
 
     result = bootstrap(
