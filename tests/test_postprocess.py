@@ -152,3 +152,34 @@ def test_regressor_fits_on_development_and_states_it_in_results(tmp_path: Path) 
     with pytest.raises(ValueError, match="median_windows"):
         EndToEndRegressor(num_targets=1, median_windows=(2,))
     assert torch.is_grad_enabled()
+
+
+def test_recola_config_trains_as_the_paper_on_the_replica(tmp_path: Path) -> None:
+    """configs/end_to_end_recola.yaml end to end (one epoch, narrow network) on the replica's AVEC partition."""
+    import yaml
+
+    from ser_lightning.cli import main
+
+    from .conftest import CONFIGS
+
+    config = yaml.safe_load((CONFIGS / "end_to_end_recola.yaml").read_text())
+    init = config["data"]["init_args"]
+    assert (init["protocol"], init["segment_seconds"], init["sample_rate"], init["batch_size"]) == (
+        "official", 6.0, 16000, 25)  # fmt: skip
+    assert config["model"]["init_args"]["postprocess"] == ["median", "centre", "scale", "shift"]
+    cli = main([
+        "fit", "--config", str(CONFIGS / "end_to_end_recola.yaml"),
+        "--data.init_args.root", str(with_test_ratings(tmp_path)),
+        "--data.init_args.cache_manifest", "false",
+        "--trainer.max_epochs", "1",
+        "--trainer.default_root_dir", str(tmp_path),
+        "--trainer.logger.init_args.save_dir", str(tmp_path),
+        "--trainer.enable_progress_bar", "false",
+        "--model.init_args.conv_channels", "[4, 8]",
+        "--model.init_args.lstm_hidden", "16",
+    ])  # fmt: skip
+    results = json.loads((Path(cli.trainer.log_dir) / "results.json").read_text())
+    assert results["protocol"] == "official" and results["target_names"] == ["arousal"]
+    assert results["checkpoint"] and "best-" in results["checkpoint"]
+    assert results["postprocessing"]["per_target"]["arousal"]["dev_ccc"]["raw"] is not None
+    assert math.isfinite(results["test_ccc_postprocessed"])
