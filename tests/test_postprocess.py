@@ -183,3 +183,40 @@ def test_recola_config_trains_as_the_paper_on_the_replica(tmp_path: Path) -> Non
     assert results["checkpoint"] and "best-" in results["checkpoint"]
     assert results["postprocessing"]["per_target"]["arousal"]["dev_ccc"]["raw"] is not None
     assert math.isfinite(results["test_ccc_postprocessed"])
+
+
+def test_regression_noise_robustness_scores_ccc_per_snr(tmp_path: Path) -> None:
+    """RegressionNoiseRobustness on the replica's AVEC test part: a CCC per SNR, post-processed as the clean test."""
+    from ser_lightning.callbacks import RegressionNoiseRobustness
+    from ser_lightning.experiment.study import parse_study, study_tables
+
+    pl.seed_everything(0)
+    dm = RECOLADataModule(root=str(with_test_ratings(tmp_path)), protocol="official", targets=["arousal"],
+                          batch_size=2, cache_manifest=False)  # fmt: skip
+    model = EndToEndRegressor(num_targets=1, target_names=["arousal"], conv_channels=(4, 8), lstm_hidden=16,
+                              postprocess=["centre", "scale"])  # fmt: skip
+    callback = RegressionNoiseRobustness(categories=["white"], snr_db=[-5.0, 60.0])
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                         callbacks=[callback])  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    trainer.test(model, datamodule=dm, verbose=False)
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = {(r["noise"], r["snr_db"]): r for r in results["noise_robustness"]["rows"]}
+    clean = rows[("clean", None)]
+    assert clean["ccc"] == pytest.approx(results["test_ccc"], abs=1e-5)
+    assert clean["ccc_postprocessed"] == pytest.approx(results["test_ccc_postprocessed"], abs=1e-5)
+    # At 60 dB the noise is inaudible to the model; at -5 dB it is not.
+    assert rows[("white", 60.0)]["ccc"] == pytest.approx(clean["ccc"], abs=1e-3)
+    assert rows[("white", -5.0)]["ccc"] != pytest.approx(clean["ccc"], abs=1e-3)
+    assert rows[("mean", -5.0)]["ccc_postprocessed"] == rows[("white", -5.0)]["ccc_postprocessed"]
+    assert results["noise_robustness"]["part"] == "eval" and results["noise_robustness"]["postprocessed"] is True
+    assert (tmp_path / "noise_robustness.csv").is_file()
+    study = parse_study({"metric": "ccc", "snr_db": [-5, 60], "clean": "clean",
+                         "conditions": {"mismatched": {"noisy": "clean"}}}, {"clean": []})  # fmt: skip
+    tables = study_tables(study, {"clean": {(0, 0): results}}, corpus="recola")
+    assert tables["clean"]["mean"] == pytest.approx(results["test_ccc_postprocessed"])  # the paper's figure
+    row = tables["conditions"]["mismatched"]["rows"][0]
+    assert row["noisy"]["mean"] == pytest.approx(rows[("mean", -5.0)]["ccc_postprocessed"])
+    with pytest.raises(TypeError, match="SERRegressionTask"):
+        callback.check_module(torch.nn.Linear(1, 1))  # type: ignore[arg-type]

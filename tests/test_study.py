@@ -234,3 +234,31 @@ def test_one_tiny_condition_cell_runs(tmp_path: Path, tiny_corpus: Path) -> None
     mean_at_0 = next(r["ua"] for r in table["rows"] if r["noise"] == "mean" and r["snr_db"] == 0.0)
     assert rows[0.0]["noisy"]["mean"] == pytest.approx(mean_at_0) and rows[0.0]["noisy"]["folds"] == 1
     assert rows[5.0]["noisy"] is None  # no variant trained at 5 dB: empty, not borrowed from another SNR
+
+
+def test_recola_study_plans_one_avec_fold_and_its_cells_parse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """study_recola.yaml on the replica (with test ratings): one official fold, 8 cells whose configs compose."""
+    import shlex
+
+    from ser_lightning.cli import main as cli_main
+
+    from .test_postprocess import with_test_ratings
+
+    data = yaml.safe_load((CONFIGS / "experiments" / "study_recola.yaml").read_text())
+    assert data["args"][0] == "--data.init_args.root" and data["study"]["metric"] == "ccc"
+    data["args"][1] = str(with_test_ratings(tmp_path))
+    spec = tmp_path / "configs" / "experiments" / "study_recola.yaml"
+    shutil.copytree(CONFIGS, tmp_path / "configs")
+    spec.write_text(yaml.safe_dump(data))
+    commands = dry_run(spec, tmp_path, capsys)
+    assert {f for _, f in commands} == {0} and len(commands) == 8
+    argv = shlex.split(commands[("multi_snr", 0)])[3:]  # after "python -m ser_lightning"
+    with pytest.raises(SystemExit) as exit_:
+        cli_main([*argv, "--print_config"])
+    assert not exit_.value.code
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["data"]["init_args"]["protocol"] == "official"
+    assert printed["data"]["init_args"]["augmentation"]["init_args"]["snr_db"] == [-5.0, 20.0]
+    assert printed["evaluation"][0]["class_path"].endswith("RegressionNoiseRobustness")

@@ -22,9 +22,10 @@ An experiment spec states which of its variants fill which column in an optional
 Each condition has a ``noisy`` and optionally an ``enhanced`` side (a variant whose cells' ``noise_robustness``
 rows were measured on enhanced audio). A side that is not named has no column: no column is ever filled with
 something else. A cell's score at an SNR is its ``noise_robustness`` row ``noise: mean`` (the mean over the
-noise categories) at that SNR; the ``average`` row is each (fold, seed)'s mean over the SNRs. Every entry is
-mean ± sample std (``ddof=1``) **over folds**, each fold's seeds averaged first, as the paper reports
-cross-validated figures.
+noise categories) at that SNR; for ``ccc`` its ``ccc_postprocessed`` where the model post-processes, as the paper
+reports (:class:`~ser_lightning.callbacks.noise_regression.RegressionNoiseRobustness` writes such rows). The
+``average`` row is each (fold, seed)'s mean over the SNRs. Every entry is mean ± sample std (``ddof=1``) **over
+folds**, each fold's seeds averaged first, as the paper reports cross-validated figures.
 """
 
 from __future__ import annotations
@@ -134,15 +135,15 @@ def _row_score(results: Mapping[str, Any], snr: float, metric: str) -> float | N
     table = results.get("noise_robustness")
     for row in (table or {}).get("rows", []) if isinstance(table, dict) else []:
         if row.get("noise") == "mean" and row.get("snr_db") is not None and float(row["snr_db"]) == snr:
-            value = row.get(metric)
-            return float(value) if value is not None and np.isfinite(value) else None
+            return _score(row, metric)
     return None
 
 
-def _clean_score(results: Mapping[str, Any], metric: str) -> float | None:
-    """A cell's clean test score: the post-processed CCC where it exists (the paper's figure), else ``test_<m>``."""
-    for key in (f"test_{metric}_postprocessed", f"test_{metric}") if metric == "ccc" else (f"test_{metric}",):
-        value = results.get(key)
+def _score(values: Mapping[str, Any], metric: str, prefix: str = "") -> float | None:
+    """``<prefix><metric>``; for the CCC its post-processed value first where it exists (the paper's figure)."""
+    keys = [f"{prefix}{metric}_postprocessed", f"{prefix}{metric}"] if metric == "ccc" else [f"{prefix}{metric}"]
+    for key in keys:
+        value = values.get(key)
         if value is not None and np.isfinite(value):
             return float(value)
     return None
@@ -206,7 +207,7 @@ def study_tables(study: Mapping[str, Any], cells: Mapping[str, Mapping[tuple[int
         conditions[condition] = {"columns": columns, "rows": rows}
     clean = None
     if study.get("clean"):
-        scores = {k: _clean_score(r, metric) for k, r in cells.get(study["clean"], {}).items()}
+        scores = {k: _score(r, metric, prefix="test_") for k, r in cells.get(study["clean"], {}).items()}
         stat = over_folds({k: v for k, v in scores.items() if v is not None})
         clean = {"variant": study["clean"], **stat} if stat else {"variant": study["clean"], "mean": None}
     note = study.get("corpus_note") or (SYNTHETIC_NOTE if corpus == "synthetic" else None)

@@ -265,7 +265,7 @@ class SERRegressionTask(SERTask):
         return preds, targets, mask
 
     @staticmethod
-    def _recordings(preds: Tensor, targets: Tensor, mask: Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
+    def valid_recordings(preds: Tensor, targets: Tensor, mask: Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each utterance's valid frames as ``(predictions [n, K], targets [n, K])`` NumPy arrays."""
         pairs = []
         for row, n in enumerate(mask.sum(1).tolist()):
@@ -273,7 +273,7 @@ class SERRegressionTask(SERTask):
         return pairs
 
     @staticmethod
-    def _gather(items: list[Any]) -> list[Any]:
+    def gather_objects(items: list[Any]) -> list[Any]:
         """The items of every process (``torch.distributed.all_gather_object``), in rank order."""
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             parts: list[Any] = [None] * dist.get_world_size()
@@ -306,9 +306,9 @@ class SERRegressionTask(SERTask):
             for batch in datamodule.val_dataloader():
                 if batch is None:
                     continue
-                recordings += self._recordings(*self.aligned(self.transfer_batch_to_device(batch, self.device, 0)))
+                recordings += self.valid_recordings(*self.aligned(self.transfer_batch_to_device(batch, self.device, 0)))
         self.train(was_training)
-        recordings = self._gather(recordings)
+        recordings = self.gather_objects(recordings)
         shift = round(float(self.hparams["max_shift_seconds"]) * self.target_rate_hz)
         windows = [int(w) for w in self.hparams["median_windows"]]
         chains = []
@@ -340,12 +340,12 @@ class SERRegressionTask(SERTask):
         self.test_frames.update(mask.sum())
         self.test_utterances.update(mask.shape[0])
         if self.postprocessing is not None:
-            self._test_sequences += self._recordings(preds, targets, mask)
+            self._test_sequences += self.valid_recordings(preds, targets, mask)
 
     def _postprocessed(self) -> tuple[dict[str, float], dict[str, Any]]:
         """The test CCC after the fitted chains (logged), and their description for ``results.json``."""
         assert self.postprocessing is not None
-        recordings = self._gather(self._test_sequences)
+        recordings = self.gather_objects(self._test_sequences)
         self._test_sequences = []
         per_target = [
             pooled_ccc(chain.apply([p[:, k] for p, _ in recordings]), [t[:, k] for _, t in recordings])
