@@ -302,8 +302,11 @@ class SERRegressionTask(SERTask):
         was_training = self.training
         self.eval()
         recordings: list[tuple[np.ndarray, np.ndarray]] = []
-        with torch.no_grad():
-            for batch in datamodule.val_dataloader():
+        # As the test pass computes: the precision plugin's forward context (autocast under mixed precision).
+        with torch.no_grad(), self.trainer.precision_plugin.forward_context():
+            for index, batch in enumerate(datamodule.val_dataloader()):
+                if self.trainer.fast_dev_run and index >= 1:
+                    break  # fast_dev_run: one batch, as for every other loop
                 if batch is None:
                     continue
                 recordings += self.valid_recordings(*self.aligned(self.transfer_batch_to_device(batch, self.device, 0)))
