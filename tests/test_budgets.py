@@ -64,6 +64,7 @@ def _early_stopping(config: dict) -> dict | None:
         ("cnn_bilstm_mlp.yaml", 80, None, 256, None),  # Pankratz et al. §4: 80 epochs, batches of 256
         ("rblstm_etransformer.yaml", None, 20, 32, 1e-4),  # the E-transformer paper: Adam 1e-4, batches of 32
         ("end_to_end.yaml", 50, None, 25, 1e-4),  # Triantafyllopoulos et al. 2019 §3.2.2
+        ("end_to_end_recola.yaml", 50, None, 25, 1e-4),  # the same, on RECOLA's AVEC 2016 partition
     ],
 )
 def test_full_run_configs_follow_their_papers(

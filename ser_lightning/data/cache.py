@@ -16,8 +16,9 @@ from ser_lightning.data.manifest import Utterance
 
 log = logging.getLogger(__name__)
 
-MANIFEST_CACHE_VERSION = 2
-"""Bumped whenever what is cached changes (2: every file decoded and checked; near-silent files listed)."""
+MANIFEST_CACHE_VERSION = 3
+"""Bumped whenever what is cached changes (2: every file decoded and checked; near-silent files listed; 3: RECOLA
+records carry their official partition)."""
 _HASH_SPAN = 1 << 20
 
 

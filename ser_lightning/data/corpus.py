@@ -24,7 +24,8 @@ class CorpusDataModule(SERDataModule):
     Args:
         root: where the corpus is (a corpus subclass says what it expects there).
         protocol: ``loso`` leave-one-speaker-out (validation on the session partner), ``lsso``
-            leave-one-session-out, ``kfold`` speaker-grouped k-fold, ``holdout`` seeded hold-out.
+            leave-one-session-out, ``kfold`` speaker-grouped k-fold, ``holdout`` seeded hold-out, ``official`` the
+            corpus' own partition where it has one (RECOLA's AVEC 2016 sets).
         fold: which fold of the protocol (``loso``: index into the sorted speakers).
         num_folds: number of folds of ``kfold``.
         holdout_fractions: train/validation/test fractions of ``holdout``.

@@ -18,7 +18,8 @@ from ser_lightning.data.corpus import CorpusDataModule
 from ser_lightning.data.dataset import augment_item
 from ser_lightning.data.manifest import ParseReport, Utterance
 from ser_lightning.data.sampling import decode_key, item_generator
-from ser_lightning.errors import CorpusNotFoundError, ManifestError
+from ser_lightning.data.splits import Split
+from ser_lightning.errors import CorpusNotFoundError, ManifestError, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +366,11 @@ def parse_recola(
                 sentence="",
                 corpus=corpus,
                 utt_id=stem,
-                extra={"avec_set": avec_set, **{f"{t}_file": str(f.resolve()) for t, f in files.items()}},
+                extra={
+                    "avec_set": avec_set,
+                    "partition": avec_set,
+                    **{f"{t}_file": str(f.resolve()) for t, f in files.items()},
+                },
             )
         )
     if unlabelled:
@@ -427,14 +432,19 @@ class RECOLADataModule(ContinuousTargets, CorpusDataModule):
     the model's outputs are linked to them; the metric is the concordance correlation coefficient. Training
     crops (``segment_seconds``, e.g. 8 s) start on a 40 ms frame boundary with their targets cropped alike.
 
-    Protocols are over participants: ``holdout`` (seeded train/validation/test participants), ``kfold`` or
-    ``loso``. AVEC's own train/dev partition is not a protocol of the toolkit; ``extra["avec_set"]`` keeps it.
+    Protocols are over participants: ``official`` is AVEC 2016's own partition (Valstar et al. 2016), as
+    Triantafyllopoulos et al. (2019) and Trigeorgis et al. (2016) used it: train on the ``train_<n>``
+    recordings, validate (select the model, fit post-processing) on the development ``dev_<n>`` recordings, test
+    on ``test_<n>`` (which needs the test partition's ratings; the public release lacks them, and the error
+    says so). ``holdout`` (seeded train/validation/test participants), ``kfold`` and ``loso`` ignore the
+    partition. Each record keeps its AVEC set in ``extra["avec_set"]`` (and ``extra["partition"]``).
     A ratings file without its recording, or a train/dev recording without its ratings, is skipped (warned,
     counted in ``describe()["skipped"]``); a malformed ARFF row is an error naming the file and line.
 
 
     Of the inherited arguments: ``root`` holds ``recordings_audio`` and ``ratings_gold_standard``; ``protocol``
-    is ``holdout`` or ``kfold`` over participants, or ``loso`` (no sessions, so no ``lsso``); ``segment_seconds``
+    is ``official`` (AVEC 2016's partition), ``holdout`` or ``kfold`` over participants, or ``loso`` (no
+    sessions, so no ``lsso``); ``segment_seconds``
     is rounded to whole target frames; ``augmentation`` must preserve the length; ``vad_mode`` must stay ``None``
     (trimming would misalign the frame-level targets; rejected); ``strict`` also fails on unpaired ratings or
     recordings.
@@ -472,5 +482,18 @@ class RECOLADataModule(ContinuousTargets, CorpusDataModule):
             return ContinuousDataset(records, self.targets, self.sample_rate, self.target_rate_hz,
                                      self.segment_seconds, augment=self.configure_train_transform())  # fmt: skip
         return ContinuousDataset(records, self.targets, self.sample_rate, self.target_rate_hz)
+
+    def build_split(self) -> Split:
+        """The protocol's split; ``official`` is AVEC 2016's train / development / test partition."""
+        try:
+            return super().build_split()
+        except ProtocolError as err:
+            if self.protocol != "official":
+                raise
+            raise ProtocolError(
+                f"{err}. RECOLA's official (AVEC 2016) test part needs the test recordings' gold-standard ratings "
+                f"(ratings_gold_standard/<target>/test_<n>.arff under {self.root}), which the public release does "
+                "not include; without them use protocol holdout or kfold over participants"
+            ) from err
 
     collate_fn = staticmethod(collate_continuous)

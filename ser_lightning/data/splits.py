@@ -20,10 +20,14 @@ from ser_lightning.errors import LeakageError, ProtocolError
 
 log = logging.getLogger(__name__)
 
-Protocol = Literal["loso", "lsso", "kfold", "holdout"]
-PROTOCOLS: tuple[str, ...] = ("loso", "lsso", "kfold", "holdout")
+Protocol = Literal["loso", "lsso", "kfold", "holdout", "official"]
+PROTOCOLS: tuple[str, ...] = ("loso", "lsso", "kfold", "holdout", "official")
 """``loso`` leave-one-speaker-out (validation on the session partner), ``lsso`` leave-one-session-out,
-``kfold`` speaker-grouped k-fold, ``holdout`` seeded train/validation/test hold-out."""
+``kfold`` speaker-grouped k-fold, ``holdout`` seeded train/validation/test hold-out, ``official`` the corpus'
+own partition (each record's ``extra["partition"]``, e.g. RECOLA's AVEC 2016 train/development/test sets)."""
+OFFICIAL_PARTS: dict[str, str] = {"train": "train", "dev": "val", "devel": "val", "development": "val",
+                                  "val": "val", "validation": "val", "test": "test"}  # fmt: skip
+"""The names an official partition may give its parts (``extra["partition"]``), and the split part each is."""
 
 
 @dataclass
@@ -57,7 +61,7 @@ def num_folds(records: Sequence[Utterance], protocol: str, k: int = 5) -> int:
         return len(unique(records, "session"))
     if protocol == "kfold":
         return k
-    if protocol == "holdout":
+    if protocol in ("holdout", "official"):
         return 1
     raise ProtocolError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
 
@@ -117,9 +121,10 @@ def make_split(
         protocol: ``loso`` (test on speaker ``fold`` of the sorted speakers, validate on its session partner,
             or on the next speaker when the corpus has no sessions, train on the rest — Latif et al. 2020 §5),
             ``lsso`` (test on session ``fold``, validate on the next session), ``kfold`` (speakers or sessions
-            dealt into ``k`` seeded groups; test on group ``fold``, validate on group ``fold + 1``) or
+            dealt into ``k`` seeded groups; test on group ``fold``, validate on group ``fold + 1``),
             ``holdout`` (speakers or sessions assigned to train/validation/test by ``holdout_fractions`` of
-            utterances, seeded).
+            utterances, seeded) or ``official`` (the corpus' own partition, one fold: each record's
+            ``extra["partition"]``, named as in :data:`OFFICIAL_PARTS`; every part must be non-empty).
         fold: which fold.
         k: number of folds for ``kfold``.
         seed: seed of the shuffles.
@@ -216,6 +221,11 @@ def make_split(
             if len(units) < 3:
                 raise ProtocolError(f"a {unit}-grouped hold-out needs at least 3 {unit}s, found {len(units)}")
             split = _group_holdout(records, unit, units, holdout_fractions, seed)
+    elif protocol == "official":
+        if speaker_dependent:
+            raise ProtocolError("protocol 'official' is the corpus' own partition; speaker_dependent does not apply")
+        split = _official_split(records)
+        stamp["partition"] = "official"
     else:
         raise ProtocolError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
 
@@ -240,6 +250,31 @@ def make_split(
             fold,
         )
     return split
+
+
+def _official_split(records: Sequence[Utterance]) -> Split:
+    """The corpus' own partition: each record's ``extra["partition"]`` (see :data:`OFFICIAL_PARTS`)."""
+    parts: dict[str, list[Utterance]] = {"train": [], "val": [], "test": []}
+    unassigned = []
+    for r in records:
+        name = str(r.extra.get("partition", "")).lower()
+        if name not in OFFICIAL_PARTS:
+            unassigned.append(r.utt_id or r.path)
+            continue
+        parts[OFFICIAL_PARTS[name]].append(r)
+    if unassigned:
+        raise ProtocolError(
+            f"protocol 'official' needs every record's official partition (extra['partition'], one of "
+            f"{sorted(OFFICIAL_PARTS)}); {len(unassigned)} record(s) have none, e.g. {unassigned[:3]}: this corpus "
+            "has no official partition"
+        )
+    empty = [name for name, part in parts.items() if not part]
+    if empty:
+        raise ProtocolError(
+            f"the official partition leaves {' and '.join(empty)} empty "
+            f"(sizes {({k: len(v) for k, v in parts.items()})}): its records carry no such part"
+        )
+    return Split(parts["train"], parts["val"], parts["test"])
 
 
 def _group_holdout(

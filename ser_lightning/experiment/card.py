@@ -14,6 +14,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ser_lightning.experiment.study import format_stat, study_unit
+
 __all__ = ["render_html", "write_html"]
 
 DASH = "\u2013"  # an en dash: no value
@@ -162,6 +164,30 @@ def _robustness(card: dict[str, Any]) -> list[str]:
     return out
 
 
+def _study(card: dict[str, Any]) -> list[str]:
+    """The study's tables (``card["study"]``, :mod:`ser_lightning.experiment.study`), as the paper lays them out."""
+    study = card.get("study")
+    if not study:
+        return []
+    metric, unit = study["metric"], study_unit(study["metric"])[1]
+    fmt = lambda stat: format_stat(stat, metric)  # noqa: E731
+
+    out = ["<h2>Study: Triantafyllopoulos et al. 2019, Tables 2-5 layout</h2>"]
+    if study.get("corpus_note"):
+        out.append(f"<p class='bad'>Corpus {escape(str(study['corpus']))}: {escape(study['corpus_note'])}.</p>")
+    if study.get("clean"):
+        out.append(f"<p>Clean (<code>{escape(study['clean']['variant'])}</code>): {fmt(study['clean'])} ({unit})</p>")
+    for condition, table in study["conditions"].items():
+        out.append(f"<h3>{escape(condition)} ({escape(unit)}, mean ± std over folds)</h3><table>")
+        out.append("<tr><th>SNR (dB)</th>" + "".join(f"<th>{escape(c)}</th>" for c in table["columns"]) + "</tr>")
+        for row in table["rows"]:
+            snr = row["snr_db"] if isinstance(row["snr_db"], str) else f"{row['snr_db']:g}"
+            out.append(f"<tr><td>{escape(snr)}</td>" + "".join(_cell(fmt(row[c])) for c in table["columns"]) + "</tr>")
+        out.append("</table>")
+    out.append(f"<p class='muted'>{escape(study['statistics'])}</p>")
+    return out
+
+
 def _cells(card: dict[str, Any]) -> list[str]:
     out = []
     if card["cells_failed"]:
@@ -259,6 +285,7 @@ def render_html(card: dict[str, Any], directory: str | Path) -> str:
     parts += _variant_table(card)
     parts += _pooled(card)
     parts += _comparisons(card)
+    parts += _study(card)
     parts += _robustness(card)
     parts += _per_speaker(card)
     parts += _cells(card)

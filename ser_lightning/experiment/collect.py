@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 from ser_lightning.experiment.local import CELL_LOG, RESULTS, read_cell_json
+from ser_lightning.experiment.study import format_study, study_tables
 
 __all__ = [
     "CONFIDENCE",
@@ -43,7 +44,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRICS = ("test_ua", "test_wa", "test_f1", "test_ccc")
+METRICS = ("test_ua", "test_wa", "test_f1", "test_ccc", "test_ccc_postprocessed")
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 9999
 BOOTSTRAP_SEED = 0
@@ -502,6 +503,11 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
         "stamp": _stamp(spec, saved, cells, done, order),
         "cells": [{k: v for k, v in c.items() if k != "_results"} for c in cells],
     }
+    if spec.get("study"):
+        by_variant: dict[str, dict[tuple[int, int], dict[str, Any]]] = defaultdict(dict)
+        for c in done:
+            by_variant[c["variant"]][(c["fold"], c["seed"])] = c["_results"]
+        card["study"] = study_tables(spec["study"], by_variant, corpus=card["stamp"].get("corpus"))
     _write(directory, card)
     return card
 
@@ -662,6 +668,8 @@ def _write(directory: Path, card: dict[str, Any]) -> None:
             ]
         elif entry.get("per_speaker_note"):
             lines += ["", f"UA per test speaker (`{variant}`): {entry['per_speaker_note']}"]
+    if card.get("study"):
+        lines += ["", *format_study(card["study"])]
     if card["cells_failed"]:
         lines += ["", "## Failed cells", ""] + [f"- `{f['cell']}`: log `{f['log']}`" for f in card["cells_failed"]]
     lines += ["", "## Protocol stamp", ""]

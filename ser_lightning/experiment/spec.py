@@ -14,6 +14,8 @@ An experiment is ``base configs (+ extra args)`` x ``folds`` x ``seeds`` x ``var
       no_dropout: [--model, configs/models/cnn_bilstm_mlp_no_dropout.yaml]
       lr: [--model.init_args.optimizer.init_args.lr, "1e-4"]
     output_root: runs                                        # the experiment folder is <output_root>/<name>
+    study: {...}                                             # optional: which variants fill the study's tables
+                                                             # (ser_lightning.experiment.study)
 
 Relative config paths are looked up in the working directory, then next to the spec file and in the folders
 above it (so ``configs/augment/sp.yaml`` works from ``configs/experiments/``). Every error names the file and
@@ -29,9 +31,12 @@ from typing import Any
 
 import yaml
 
+from ser_lightning.experiment.study import StudyError, parse_study
+
 __all__ = ["ExperimentSpec", "ExperimentSpecError", "load_spec", "parse_spec"]
 
-KEYS = ("name", "description", "base", "args", "folds", "seeds", "repeats", "base_seed", "variants", "output_root")
+KEYS = ("name", "description", "base", "args", "folds", "seeds", "repeats", "base_seed", "variants", "output_root",
+        "study")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _YAML = (".yaml", ".yml")
 
@@ -55,6 +60,8 @@ class ExperimentSpec:
         output_root: the folder that holds the experiment folder.
         description: free text for the card.
         source: the spec file (for messages and the card).
+        study: the optional ``study`` section, checked by :func:`ser_lightning.experiment.study.parse_study`
+            (which variants fill the robust-SER study's tables on the card).
     """
 
     name: str
@@ -66,6 +73,7 @@ class ExperimentSpec:
     output_root: str = "runs"
     description: str = ""
     source: str = ""
+    study: dict[str, Any] | None = None
 
     @property
     def directory(self) -> Path:
@@ -84,6 +92,7 @@ class ExperimentSpec:
             "seeds": list(self.seeds),
             "variants": {k: list(v) for k, v in self.variants.items()},
             "output_root": self.output_root,
+            **({"study": self.study} if self.study else {}),
         }
 
 
@@ -222,6 +231,12 @@ def parse_spec(data: Any, source: str | Path = "<spec>") -> ExperimentSpec:
     description = data.get("description", "") or ""
     if not isinstance(description, str):
         raise ExperimentSpecError(f"{source}: 'description' must be text, got {description!r}")
+    study = None
+    if data.get("study") is not None:
+        try:
+            study = parse_study(data["study"], variants, where=f"{source}: 'study'")
+        except StudyError as err:
+            raise ExperimentSpecError(str(err)) from err
     return ExperimentSpec(
         name=name,
         base=base,
@@ -232,6 +247,7 @@ def parse_spec(data: Any, source: str | Path = "<spec>") -> ExperimentSpec:
         output_root=output_root,
         description=description.strip(),
         source=str(source),
+        study=study,
     )
 
 

@@ -6,12 +6,23 @@ import logging
 import re
 from typing import Any
 
+import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torchmetrics import SumMetric
 from torchmetrics.regression import ConcordanceCorrCoef
 
 from ser_lightning.models.base import SERTask
+from ser_lightning.models.postprocess import (
+    MAX_SHIFT_SECONDS,
+    MEDIAN_WINDOWS,
+    POST_STEPS,
+    PostProcessing,
+    PostStep,
+    fit_postprocessing,
+    pooled_ccc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +107,14 @@ class SERRegressionTask(SERTask):
         target_names: target names, e.g. ``["arousal", "valence"]`` (linked from the DataModule); default
             ``target_0..``.
         target_rate_hz: frame rate of the targets (and of the network's outputs).
+        postprocess: post-processing steps of the test predictions (Trigeorgis et al. 2016; see
+            :mod:`ser_lightning.models.postprocess`): some of ``median``, ``centre``, ``scale``, ``shift``
+            (applied in that order). Their parameters are fitted on the validation split (the development
+            partition) only, when testing starts, each step kept only if it raises the validation CCC; the test
+            then reports ``test_ccc_postprocessed`` (and per target) next to the raw ``test_ccc``, and
+            ``results.json`` states the fitted parameters under ``postprocessing``. Default: none.
+        median_windows: candidate median-filter windows in frames (odd, >= 3).
+        max_shift_seconds: the longest prediction delay tried by ``shift``.
         **kwargs: the arguments of :class:`~ser_lightning.models.base.SERTask` (optimizer, lr_scheduler,
             sample_rate).
     """
@@ -107,8 +126,19 @@ class SERRegressionTask(SERTask):
         num_targets: int = 2,
         target_names: list[str] | None = None,
         target_rate_hz: float = 25.0,
+        postprocess: list[PostStep] | None = None,
+        median_windows: tuple[int, ...] = MEDIAN_WINDOWS,
+        max_shift_seconds: float = MAX_SHIFT_SECONDS,
         **kwargs: Any,
     ) -> None:
+        if postprocess:
+            unknown = [s for s in postprocess if s not in POST_STEPS]
+            if unknown or len(set(postprocess)) != len(postprocess):
+                raise ValueError(f"postprocess must list distinct steps of {list(POST_STEPS)}, got {postprocess}")
+        if any(int(w) < 3 or int(w) % 2 == 0 for w in median_windows) or not median_windows:
+            raise ValueError(f"median_windows must be odd numbers of frames >= 3, got {median_windows}")
+        if not max_shift_seconds >= 0:
+            raise ValueError(f"max_shift_seconds must be >= 0, got {max_shift_seconds}")
         if num_targets < 1:
             raise ValueError(f"num_targets must be at least 1, got {num_targets}")
         if target_names is not None and len(target_names) != num_targets:
@@ -124,6 +154,9 @@ class SERRegressionTask(SERTask):
         names = a.get("target_names")
         self.target_names = list(names) if names else [f"target_{i}" for i in range(self.num_targets)]
         self.target_rate_hz = float(a["target_rate_hz"])
+        self.postprocess_steps = [s for s in POST_STEPS if s in (a.get("postprocess") or [])]
+        self.postprocessing: list[PostProcessing] | None = None
+        self._test_sequences: list[tuple[np.ndarray, np.ndarray]] = []
 
     def configure_losses(self) -> None:
         """Sets ``self.criterion``: ``1 - CCC`` over the valid frames, averaged over targets."""
@@ -222,13 +255,73 @@ class SERRegressionTask(SERTask):
         """Logs the training CCC of the epoch (over every valid training frame)."""
         self._log_ccc(self.train_ccc, "train")
 
-    def _eval_step(self, batch: dict[str, Any], metric: ConcordanceCorrCoef, prefix: str) -> tuple[Tensor, Tensor]:
+    def _eval_step(
+        self, batch: dict[str, Any], metric: ConcordanceCorrCoef, prefix: str
+    ) -> tuple[Tensor, Tensor, Tensor]:
         preds, targets, mask = self.aligned(batch)
         loss = self.criterion(preds, targets, mask)
         self.log(f"{prefix}_loss", loss, batch_size=preds.shape[0], sync_dist=True)
-        flat_preds, flat_targets = preds[mask].float(), targets[mask].float()
-        metric.update(self._flat(flat_preds), self._flat(flat_targets))
-        return flat_preds, mask
+        metric.update(self._flat(preds[mask].float()), self._flat(targets[mask].float()))
+        return preds, targets, mask
+
+    @staticmethod
+    def valid_recordings(preds: Tensor, targets: Tensor, mask: Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each utterance's valid frames as ``(predictions [n, K], targets [n, K])`` NumPy arrays."""
+        pairs = []
+        for row, n in enumerate(mask.sum(1).tolist()):
+            pairs.append((preds[row, :n].detach().float().cpu().numpy(), targets[row, :n].float().cpu().numpy()))
+        return pairs
+
+    @staticmethod
+    def gather_objects(items: list[Any]) -> list[Any]:
+        """The items of every process (``torch.distributed.all_gather_object``), in rank order."""
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            parts: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(parts, items)
+            return [item for part in parts for item in part]
+        return items
+
+    def fit_postprocessing(self) -> list[PostProcessing]:
+        """Fits the post-processing chain of each target on the validation split (the development partition).
+
+        Runs the model over the DataModule's validation loader without gradients, in eval mode; the test
+        partition is never looked at.
+
+        Returns:
+            One fitted :class:`~ser_lightning.models.postprocess.PostProcessing` per target.
+
+        Raises:
+            RuntimeError: the trainer has no DataModule with a validation split.
+        """
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or "val" not in getattr(datamodule, "datasets", {}):
+            raise RuntimeError(
+                f"{type(self).__name__}: postprocess={self.postprocess_steps} fits its parameters on the validation "
+                "split (the development partition), but the trainer has no DataModule with one"
+            )
+        was_training = self.training
+        self.eval()
+        recordings: list[tuple[np.ndarray, np.ndarray]] = []
+        # As the test pass computes: the precision plugin's forward context (autocast under mixed precision).
+        with torch.no_grad(), self.trainer.precision_plugin.forward_context():
+            for index, batch in enumerate(datamodule.val_dataloader()):
+                if self.trainer.fast_dev_run and index >= 1:
+                    break  # fast_dev_run: one batch, as for every other loop
+                if batch is None:
+                    continue
+                recordings += self.valid_recordings(*self.aligned(self.transfer_batch_to_device(batch, self.device, 0)))
+        self.train(was_training)
+        recordings = self.gather_objects(recordings)
+        shift = round(float(self.hparams["max_shift_seconds"]) * self.target_rate_hz)
+        windows = [int(w) for w in self.hparams["median_windows"]]
+        chains = []
+        for k in range(self.num_targets):
+            preds, gold = [p[:, k] for p, _ in recordings], [t[:, k] for _, t in recordings]
+            chains.append(fit_postprocessing(preds, gold, self.postprocess_steps, windows, shift))
+        for name, chain in zip(self.target_names, chains, strict=True):
+            log.info("post-processing of %s fitted on %d validation recordings: %s", name, len(recordings),
+                     chain.describe())  # fmt: skip
+        return chains
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Accumulates the validation CCC over whole recordings."""
@@ -238,24 +331,60 @@ class SERRegressionTask(SERTask):
         """Computes (synchronised across processes) and logs the validation CCC."""
         self._log_ccc(self.val_ccc, "val", prog_bar=True)
 
+    def on_test_epoch_start(self) -> None:
+        """Starts the test clock; with ``postprocess``, fits its parameters on the validation split first."""
+        self.postprocessing = self.fit_postprocessing() if self.postprocess_steps else None
+        self._test_sequences = []
+        super().on_test_epoch_start()
+
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Accumulates the test CCC over whole recordings."""
-        _, mask = self._eval_step(batch, self.test_ccc, "test")
+        """Accumulates the test CCC over whole recordings (and, with ``postprocess``, their predictions)."""
+        preds, targets, mask = self._eval_step(batch, self.test_ccc, "test")
         self.test_frames.update(mask.sum())
         self.test_utterances.update(mask.shape[0])
+        if self.postprocessing is not None:
+            self._test_sequences += self.valid_recordings(preds, targets, mask)
+
+    def _postprocessed(self) -> tuple[dict[str, float], dict[str, Any]]:
+        """The test CCC after the fitted chains (logged), and their description for ``results.json``."""
+        assert self.postprocessing is not None
+        recordings = self.gather_objects(self._test_sequences)
+        self._test_sequences = []
+        per_target = [
+            pooled_ccc(chain.apply([p[:, k] for p, _ in recordings]), [t[:, k] for _, t in recordings])
+            for k, chain in enumerate(self.postprocessing)
+        ]
+        values = {"test_ccc_postprocessed": float(np.mean(per_target))}
+        for name, value in zip(self.target_names, per_target, strict=True):
+            values[f"test_ccc_postprocessed_{_metric_name(name)}"] = value
+        self.log_dict(values)
+        stamp = {
+            "steps": self.postprocess_steps,
+            "fitted_on": "the validation split (development partition) only; applied unchanged to the test split",
+            "median_windows": [int(w) for w in self.hparams["median_windows"]],
+            "max_shift_frames": round(float(self.hparams["max_shift_seconds"]) * self.target_rate_hz),
+            "per_target": {n: c.describe() for n, c in zip(self.target_names, self.postprocessing, strict=True)},
+            "reference": "Trigeorgis et al. 2016; Triantafyllopoulos et al. 2019 §3.2.2",
+        }
+        return values, stamp
 
     def on_test_epoch_end(self) -> None:
-        """Logs the test CCC and writes it, per target, to ``results.json``."""
+        """Logs the test CCC (and the post-processed one) and writes them, per target, to ``results.json``."""
         values = self._log_ccc(self.test_ccc, "test")
         frames, utterances = int(self.test_frames.compute()), int(self.test_utterances.compute())
         self.test_frames.reset()
         self.test_utterances.reset()
+        extra: dict[str, Any] = {}
+        if self.postprocessing is not None:
+            post, extra["postprocessing"] = self._postprocessed()
+            values.update(post)
         path = self.write_test_results(
             {
                 "task": "regression",
                 "target_names": self.target_names,
                 "target_rate_hz": self.target_rate_hz,
                 **values,
+                **extra,
                 "num_test_utterances": utterances,
                 "num_test_frames": frames,
             }
