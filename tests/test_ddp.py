@@ -61,6 +61,11 @@ def test_ddp_metrics_equal_single_process(odd_manifest: Path, tmp_path: Path) ->
     assert ddp_results["confusion_matrix"] == single["confusion_matrix"]
     for key in ("test_ua", "test_wa", "test_f1"):
         assert ddp_results[key] == pytest.approx(single[key], abs=1e-6)
+    # Per-utterance predictions are gathered from both processes: every test utterance once, as in one process.
+    ddp_rows = (ddp_dir / ddp_results["test_predictions"]).read_text().splitlines()
+    single_rows = (Path(single_test.trainer.log_dir) / single["test_predictions"]).read_text().splitlines()
+    assert len(ddp_rows) == single["sizes"]["test"] + 1
+    assert [r.split(",")[:4] for r in ddp_rows] == [r.split(",")[:4] for r in single_rows]
     (ddp_val_dir,) = (tmp_path / "ddp_val").glob("*/version_*")
     expected = val_metrics(Path(single_val.trainer.log_dir))
     for key, value in val_metrics(ddp_val_dir).items():

@@ -358,9 +358,9 @@ def test_collect_statistics_against_scipy(tmp_path: Path) -> None:
 def test_pooled_predictions_bootstrap_over_utterances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The pooled UA and its utterance-bootstrap interval equal scikit-learn's balanced accuracy bootstrapped by
     scipy; per-speaker UA comes from the predictions when a test split holds several speakers."""
-    from sklearn.metrics import balanced_accuracy_score
-
     import importlib
+
+    from sklearn.metrics import balanced_accuracy_score
 
     collect_module = importlib.import_module("ser_lightning.experiment.collect")  # the package exports collect()
     monkeypatch.setattr(collect_module, "BOOTSTRAP_RESAMPLES", 499)  # the reference statistic is not vectorised
