@@ -23,6 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 from ser_lightning.callbacks.attacks import LossFn, bim, fgsm
 from ser_lightning.callbacks.test_cache import CachedBatch, TestSetRobustness
 from ser_lightning.models.normalisation import moments_to_stats, training_feature_moments
+from ser_lightning.results import update_results
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,10 @@ class AdversarialRobustness(TestSetRobustness):
     utterance posteriors w.r.t. the true labels as the loss (``nll(log(posteriors))``). ``domain="waveform"``: the raw
     waveform is attacked through the whole model (front-end included) with a per-utterance L-inf budget stated
     as a perturbation SNR, ``eps = rms(x) * 10 ** (-epsilon_snr_db / 20)``, over valid samples only.
+
+    A model that is not differentiable (``differentiable = False``, e.g. the openSMILE + SVM baseline) is skipped
+    with a logged message, and ``results.json`` records ``{"skipped": true, "reason": ...}`` under the callback's
+    name: a gradient attack has no gradient to follow there.
 
     The model stays in eval mode; gradients are taken w.r.t. the inputs only (parameters' ``.grad`` are never
     touched), with cuDNN disabled during the attack (cuDNN RNNs refuse backward in eval mode).
@@ -117,6 +123,18 @@ class AdversarialRobustness(TestSetRobustness):
         self.key_suffix = "" if domain == "features" else "_waveform"
         """Metric-key suffix: none in the features domain, ``_waveform`` in the waveform domain."""
         self.name = f"adversarial_robustness{self.key_suffix}"
+        self.skip_reason: str | None = None
+        """Why the last test's attacks were skipped (a non-differentiable model), else ``None``."""
+
+    @staticmethod
+    def not_differentiable(pl_module: pl.LightningModule) -> str | None:
+        """The reason to skip a model that gradients cannot flow through, or ``None``."""
+        if getattr(pl_module, "differentiable", True):
+            return None
+        return (
+            f"{type(pl_module).__name__} is not differentiable (its classifier is not a torch network), so "
+            "gradient attacks (FGSM, BIM) cannot be run against it"
+        )
 
     def check_module(self, pl_module: pl.LightningModule) -> None:
         """Also needs ``frontend`` and ``utterance_posteriors`` in the features domain."""
@@ -132,6 +150,10 @@ class AdversarialRobustness(TestSetRobustness):
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Also finds the per-row training-set standard deviations (features domain, ``train_std``)."""
         super().on_test_epoch_start(trainer, pl_module)
+        self.skip_reason = self.not_differentiable(pl_module)
+        if self.skip_reason is not None:
+            log.warning("adversarial robustness skipped: %s", self.skip_reason)
+            return
         if self.domain == "features" and self.epsilon_unit == "train_std":
             self.feature_std, self.feature_std_source = self.training_std(trainer, pl_module)
 
@@ -215,7 +237,10 @@ class AdversarialRobustness(TestSetRobustness):
     def evaluate(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batches: list[CachedBatch]
     ) -> tuple[dict[str, float], dict[str, Any]]:
-        """Attacks every cached batch with each attack (see :class:`TestSetRobustness`)."""
+        """Attacks every cached batch with each attack (see :class:`TestSetRobustness`); nothing if skipped."""
+        if self.skip_reason is not None:
+            return {}, {"skipped": True, "reason": self.skip_reason, "attacks": self.attacks, "domain": self.domain,
+                        "rows": []}  # fmt: skip
         device = pl_module.device
         clean = self.new_metrics(pl_module)
         results = {a: self.new_metrics(pl_module) for a in self.attacks}
@@ -303,6 +328,13 @@ class AdversarialRobustness(TestSetRobustness):
             "num_utterances": num_utterances,
         }
         return metrics, summary
+
+    def write(self, trainer: pl.Trainer, directory: Path, summary: dict[str, Any]) -> None:
+        """Writes the tables; for a skipped model only its ``results.json`` entry (``skipped``, ``reason``)."""
+        if summary.get("skipped"):
+            update_results(directory, {self.name: summary})
+            return
+        super().write(trainer, directory, summary)
 
     def std_summary(self) -> dict[str, float] | None:
         """Min / mean / max of the per-row training standard deviations the budget scales with."""

@@ -36,9 +36,9 @@ from ser_lightning.data.cache import (
     read_manifest_cache,
     write_manifest_cache,
 )
-from ser_lightning.data.dataset import UtteranceDataset, collate_utterances
+from ser_lightning.data.dataset import ItemFeatures, UtteranceDataset, collate_utterances
 from ser_lightning.data.manifest import ParseReport, Utterance, count_by, unique
-from ser_lightning.data.sampling import EpochSampler, SkippingDataLoader
+from ser_lightning.data.sampling import ClassBalancedSampler, EpochSampler, SkippingDataLoader
 from ser_lightning.data.splits import Split
 from ser_lightning.errors import AudioReadError
 
@@ -161,6 +161,8 @@ class SERDataModule(LightningDataModule, ABC):
         self._read_failures: dict[str, dict[str, str]] = {}
         self.split: Split | None = None
         self.datasets: dict[str, Dataset] = {}
+        self.item_features: ItemFeatures | None = None
+        self.class_balanced = False
 
     # ----------------------------------------------------------------------------------------- subclass API
     @property
@@ -270,6 +272,28 @@ class SERDataModule(LightningDataModule, ABC):
         if train is not None and hasattr(train, "segment_samples"):
             train.segment_samples = round(self.segment_seconds * self.sample_rate)
 
+    def use_item_features(self, features: ItemFeatures | None) -> None:
+        """Makes every split's items carry ``features`` computed in the loader's workers (a model's request).
+
+        Called by a model whose front-end is not learnt (e.g. an openSMILE + SVM baseline) in its ``setup``. The
+        training loader then keeps every utterance (no ``drop_last``): such a model is fitted on all of them.
+
+        Args:
+            features: the per-item extractor (:class:`~ser_lightning.data.dataset.ItemFeatures`), or ``None``.
+        """
+        self.item_features = features
+        for dataset in self.datasets.values():
+            if hasattr(dataset, "item_features"):
+                dataset.item_features = features
+
+    def set_training_sampler(self, class_balanced: bool) -> None:
+        """Draws training batches class-balanced (:class:`~ser_lightning.data.sampling.ClassBalancedSampler`) or not.
+
+        Called by a classifier with ``balanced_sampler`` in its ``setup``; validation, test and predict loaders
+        are never resampled.
+        """
+        self.class_balanced = bool(class_balanced)
+
     # -------------------------------------------------------------------------------------------- derived
     @property
     def num_classes(self) -> int:
@@ -368,6 +392,8 @@ class SERDataModule(LightningDataModule, ABC):
         for dataset in self.datasets.values():  # one record of read failures, kept across setup() calls
             if hasattr(dataset, "read_failures"):
                 dataset.read_failures = self._read_failures
+            if self.item_features is not None and hasattr(dataset, "item_features"):
+                dataset.item_features = self.item_features
 
     def read_failures(self) -> list[dict[str, str]]:
         """Utterances skipped when read (files that broke after setup), over every split, counted so far."""
@@ -454,7 +480,11 @@ class SERDataModule(LightningDataModule, ABC):
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         if training and shuffle:
             # Order and per-item randomness from (seed, epoch, index): the same after a resume (docs/resume.md).
-            sampler = EpochSampler(dataset, seed=seed, num_replicas=replicas, rank=rank)
+            if self.class_balanced:
+                labels = [dataset.class_index[r.label] for r in dataset.records]
+                sampler = ClassBalancedSampler(dataset, labels, seed=seed, num_replicas=replicas, rank=rank)
+            else:
+                sampler = EpochSampler(dataset, seed=seed, num_replicas=replicas, rank=rank)
             if trainer is not None:
                 # Lightning creates the loader's iterator (with workers: starts prefetching) before its first
                 # set_epoch call; start at the epoch it will set, which after a resume is not 0.
@@ -481,7 +511,7 @@ class SERDataModule(LightningDataModule, ABC):
             sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=self.collate_fn,
-            drop_last=training and len(dataset) > self.batch_size,
+            drop_last=training and len(dataset) > self.batch_size and self.item_features is None,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             # Its own generator: creating an iterator draws the workers' base seed from it, not the global RNG.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -15,6 +16,19 @@ from ser_lightning.data.sampling import decode_key, item_generator, item_seed, s
 from ser_lightning.errors import AudioReadError
 
 log = logging.getLogger(__name__)
+
+
+class ItemFeatures(Protocol):
+    """Fixed-size features a model computes from each item's final waveform, in the loader's worker processes.
+
+    A model that does not learn its front-end (e.g. :class:`~ser_lightning.models.svm.OpenSmileSVM`) hands one to
+    the DataModule (:meth:`~ser_lightning.data.base.SERDataModule.use_item_features`), so that extraction runs in
+    the DataLoader workers and a cache can be consulted per item.
+    """
+
+    def __call__(self, waveform: np.ndarray, sample_rate: int) -> tuple[np.ndarray, bool]:
+        """Returns ``(features [D] float32, whether they came from a cache)``; raises ``ValueError`` on failure."""
+        ...
 
 
 def failed_item(record: Utterance, index: int, err: AudioReadError) -> dict[str, object]:
@@ -91,6 +105,8 @@ class UtteranceDataset(Dataset):
         self.segment_samples = segment_samples
         self.augment = augment
         self.preprocess = preprocess
+        self.item_features: ItemFeatures | None = None
+        """If set, each item also carries ``features`` computed from its final waveform (see :class:`ItemFeatures`)."""
 
     def __len__(self) -> int:
         return len(self.records)
@@ -115,6 +131,16 @@ class UtteranceDataset(Dataset):
             crop_rng = None if epoch is None else item_generator(self.seed, epoch, index, stream=1)
             start = int(torch.randint(0, waveform.numel() - self.segment_samples + 1, (), generator=crop_rng).item())
             waveform = waveform[start : start + self.segment_samples]
+        extra: dict[str, object] = {}
+        if self.item_features is not None:
+            try:
+                features, cached = self.item_features(waveform.numpy(), self.sample_rate)
+            except ValueError as err:
+                err = AudioReadError(f"{record.path}: feature extraction failed: {err}", "features")
+                if self.strict:
+                    raise err from None
+                return failed_item(record, index, err)
+            extra = {"features": torch.tensor(np.asarray(features, dtype=np.float32)), "features_cached": bool(cached)}
         return {
             "waveform": waveform,
             "length": waveform.numel(),
@@ -123,6 +149,7 @@ class UtteranceDataset(Dataset):
             "utt_id": record.utt_id,
             "path": record.path,
             "index": index,
+            **extra,
         }
 
 
@@ -153,7 +180,8 @@ def collate_utterances(items: Sequence[dict[str, object]]) -> dict[str, object]:
     Returns:
         A batch: ``waveform`` [B, T] float32, ``length`` [B] int64, ``label`` [B] int64, ``index`` [B] int64,
         lists ``speaker``, ``utt_id``, ``path``, and ``failed``: the ``{"path", "utt_id", "reason", "kind"}`` of
-        the marker items (:func:`failed_item`) that were dropped. ``B`` is 0 when every item failed.
+        the marker items (:func:`failed_item`) that were dropped. ``B`` is 0 when every item failed. Items with
+        :class:`ItemFeatures` add ``features`` [B, D] float32 and ``features_cached`` [B] bool.
     """
     failed = [{k: str(item[k]) for k in ("path", "utt_id", "reason", "kind")} for item in items if item.get("failed")]
     items = [item for item in items if not item.get("failed")]
@@ -161,6 +189,10 @@ def collate_utterances(items: Sequence[dict[str, object]]) -> dict[str, object]:
     waveform = torch.zeros(len(items), int(lengths.max()) if items else 0)
     for row, item in enumerate(items):
         waveform[row, : int(item["length"])] = item["waveform"]
+    extra: dict[str, object] = {}
+    if items and "features" in items[0]:
+        extra = {"features": torch.stack([item["features"] for item in items]),
+                 "features_cached": torch.tensor([bool(item["features_cached"]) for item in items])}  # fmt: skip
     return {
         "waveform": waveform,
         "length": lengths,
@@ -170,4 +202,5 @@ def collate_utterances(items: Sequence[dict[str, object]]) -> dict[str, object]:
         "utt_id": [item["utt_id"] for item in items],
         "path": [item["path"] for item in items],
         "failed": failed,
+        **extra,
     }

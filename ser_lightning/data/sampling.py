@@ -125,3 +125,42 @@ class SkippingDataLoader(DataLoader):
                 if len(batch.get("utt_id", ())) == 0 and not keep_empty:
                     continue
             yield batch
+
+
+class ClassBalancedSampler(EpochSampler):
+    """An :class:`EpochSampler` that draws every class equally often: with replacement, weight ``1 / count(class)``.
+
+    Each epoch draws ``len(dataset)`` items (shared out among the processes) with probability inversely
+    proportional to the size of the item's class, so each class makes up ``1 / num_classes`` of the draws in
+    expectation while an epoch keeps its length. The draws depend only on ``(seed, epoch)``, so a resumed run is
+    exact, and they are yielded as epoch keys like :class:`EpochSampler`'s. For the training split only: evaluation
+    sees every utterance once.
+
+    Args:
+        dataset: the training dataset (sized).
+        labels: the class index of every item of ``dataset``, in order.
+        seed: the draws' seed (the run's ``seed_everything`` seed).
+        num_replicas: number of processes (1 without DDP).
+        rank: this process' rank.
+    """
+
+    def __init__(self, dataset, labels: list[int], seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(dataset, seed=seed, num_replicas=num_replicas, rank=rank, shuffle=True)
+        if len(labels) != len(dataset):
+            raise ValueError(f"{len(labels)} labels for a dataset of {len(dataset)} items")
+        if not labels:
+            raise ValueError("a class-balanced sampler needs a non-empty training split")
+        index = torch.as_tensor(labels, dtype=torch.long)
+        counts = torch.bincount(index).double()
+        self.weights = (1.0 / counts)[index]
+        """Each item's draw weight, ``1 / count(its class)``."""
+
+    def __iter__(self) -> Iterator[int]:
+        if self._epoch_used:  # iterated again without set_epoch: the next epoch
+            self.epoch += 1
+        self._epoch_used = True
+        generator = torch.Generator().manual_seed(int(self.seed) + int(self.epoch))
+        draws = torch.multinomial(self.weights, self.total_size, replacement=True, generator=generator)
+        mine = draws[self.rank : self.total_size : self.num_replicas].tolist()
+        size, epoch = len(self.dataset), self.epoch
+        return (encode_key(epoch, index, size) for index in mine)

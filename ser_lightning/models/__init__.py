@@ -9,6 +9,7 @@ from ser_lightning.models.emoaugnet import EmoAugNet
 from ser_lightning.models.end_to_end import EndToEndRegressor
 from ser_lightning.models.rblstm_etransformer import RBLSTMETransformer
 from ser_lightning.models.regression import CCCLoss, SERRegressionTask, masked_ccc
+from ser_lightning.models.svm import OpenSmileSVM
 
 __all__ = [
     "CNN",
@@ -21,6 +22,7 @@ __all__ = [
     "EmoAugNet",
     "EndToEndRegressor",
     "HalveLROnPlateau",
+    "OpenSmileSVM",
     "RBLSTMETransformer",
     "SERClassificationTask",
     "SERRegressionTask",

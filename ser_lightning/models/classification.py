@@ -67,6 +67,29 @@ def write_test_predictions(path: Path, rows: list[dict[str, Any]], class_names: 
             )
 
 
+def inverse_frequency_weights(counts: list[int], class_names: list[str]) -> Tensor:
+    """Class weights ``n / (C * n_c)`` of class-weighted cross-entropy (King and Zeng 2001; scikit-learn's "balanced").
+
+    A class with ``n_c`` of the ``n`` training examples weighs ``n / (C * n_c)``: every class contributes equally
+    to the loss, which targets UA (mean per-class recall) rather than accuracy.
+
+    Args:
+        counts: training examples per class, in class-index order.
+        class_names: the class names (for the error message).
+
+    Returns:
+        ``[C]`` float32 weights.
+
+    Raises:
+        ValueError: a class has no training example.
+    """
+    empty = [name for name, count in zip(class_names, counts, strict=True) if count <= 0]
+    if empty:
+        raise ValueError(f"class-weighted cross-entropy: the training split has no utterance of {empty}")
+    total = float(sum(counts))
+    return torch.tensor([total / (len(counts) * c) for c in counts], dtype=torch.float32)
+
+
 def segment_starts(frames: int, segment: int, hop: int) -> list[int]:
     """Start frames of the evaluation segments of an utterance of ``frames`` frames.
 
@@ -113,11 +136,19 @@ class SERClassificationTask(SERTask):
         feature_norm: normalisation of each feature row before the network: ``none``, ``utterance`` (mean and
             variance of the utterance's valid frames) or ``train`` (training-set statistics); default: the
             architecture's (:attr:`default_feature_norm`, see docs/normalisation.md).
+        class_weights: ``inverse_frequency``: weight the training cross-entropy by ``n / (C * n_c)`` from the
+            training split's class counts (:func:`inverse_frequency_weights`); ``none``: unweighted. Stamped in
+            ``results.json``. Validation loss stays unweighted.
+        balanced_sampler: draw training batches class-balanced (with replacement, each class equally often in
+            expectation; :class:`~ser_lightning.data.sampling.ClassBalancedSampler`) instead of shuffling. The
+            training split only; stamped in ``results.json``.
         **kwargs: the arguments of :class:`~ser_lightning.models.base.SERTask` (optimizer, lr_scheduler,
             sample_rate).
     """
 
     monitor = "val_ua"
+    differentiable: ClassVar[bool] = True
+    """Whether gradients flow from the posteriors to the input (gradient attacks skip a model that says no)."""
     default_segment_frames: ClassVar[int] = 256
     """Frames per segment in the architecture's paper, used when ``segment_frames`` is not given."""
     default_feature_norm: ClassVar[str] = "none"
@@ -132,6 +163,8 @@ class SERClassificationTask(SERTask):
         eval_segment_hop: int | None = None,
         eval_max_segments: int = 256,
         feature_norm: Literal["none", "utterance", "train"] | None = None,
+        class_weights: Literal["none", "inverse_frequency"] = "none",
+        balanced_sampler: bool = False,
         **kwargs: Any,
     ) -> None:
         if num_classes < 2:
@@ -146,6 +179,8 @@ class SERClassificationTask(SERTask):
             raise ValueError(f"eval_max_segments must be positive, got {eval_max_segments}")
         if feature_norm is not None and feature_norm not in NORM_MODES:
             raise ValueError(f"feature_norm must be one of {NORM_MODES}, got {feature_norm!r}")
+        if class_weights not in ("none", "inverse_frequency"):
+            raise ValueError(f"class_weights must be 'none' or 'inverse_frequency', got {class_weights!r}")
         super().__init__(**kwargs)
 
     def architecture_defaults(self) -> dict[str, Any]:
@@ -167,6 +202,8 @@ class SERClassificationTask(SERTask):
         self.eval_segment_hop = int(a.get("eval_segment_hop") or self.segment_frames)
         self.eval_max_segments = int(a["eval_max_segments"])
         self.normalisation = FeatureNormalisation(a["feature_norm"])
+        self.class_weighting = str(a.get("class_weights") or "none")
+        self.balanced_sampler = bool(a.get("balanced_sampler", False))
 
     def segment_seconds(self) -> float:
         """Duration of one training/evaluation segment of ``segment_frames`` frames at the input sample rate."""
@@ -179,14 +216,32 @@ class SERClassificationTask(SERTask):
             datamodule.set_training_crop(
                 self.segment_seconds(), f"{type(self).__name__} ({self.segment_frames} frames)"
             )
+        self.setup_training_sampler(stage)
+
+    def setup_training_sampler(self, stage: str) -> None:
+        """Asks the DataModule for class-balanced training batches when ``balanced_sampler`` is set."""
+        if stage != "fit" or not self.balanced_sampler:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not hasattr(datamodule, "set_training_sampler"):
+            raise TypeError(
+                f"balanced_sampler needs a toolkit DataModule (SERDataModule); got {type(datamodule).__name__}"
+            )
+        datamodule.set_training_sampler(class_balanced=True)
+        log.info("training batches drawn class-balanced (with replacement)")
 
     def build_network(self, network: type[nn.Module], **fixed: Any) -> nn.Module:
         """:meth:`SERTask.build_network` with ``num_classes`` passed on."""
         return super().build_network(network, **{"num_classes": self.num_classes, **fixed})
 
     def configure_losses(self) -> None:
-        """Sets ``self.criterion`` (cross-entropy; takes class indices or mixup's soft targets)."""
-        self.criterion = nn.CrossEntropyLoss()
+        """Sets ``self.criterion`` (cross-entropy; takes class indices or mixup's soft targets).
+
+        With ``class_weights`` the weight buffer exists from the start (so checkpoints load) and is filled from the
+        training split in :meth:`on_fit_start`.
+        """
+        weight = torch.ones(self.num_classes) if self.class_weighting != "none" else None
+        self.criterion = nn.CrossEntropyLoss(weight=weight)
 
     def configure_metrics(self) -> None:
         """UA, WA and macro-F1 (:mod:`ser_lightning.metrics`) for each stage, and a test confusion matrix."""
@@ -273,6 +328,34 @@ class SERClassificationTask(SERTask):
         super().on_fit_start()
         if self.normalisation.mode == "train" and not self.normalisation.fitted:
             self.fit_feature_statistics()
+        if self.class_weighting != "none":
+            self.fit_class_weights()
+
+    def training_class_counts(self) -> list[int]:
+        """Training utterances per class (class-index order), from the DataModule's split."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "describe"):
+            raise TypeError("class_weights needs a toolkit DataModule (SERDataModule) that describes its split")
+        counts = datamodule.describe()["class_counts"]["train"]
+        return [int(counts.get(name, 0)) for name in self.class_names]
+
+    def fit_class_weights(self) -> None:
+        """Fills the cross-entropy's class weights from the training split's class counts."""
+        weights = inverse_frequency_weights(self.training_class_counts(), self.class_names)
+        self.criterion.weight.copy_(weights.to(self.criterion.weight.device))
+        log.info("class-weighted cross-entropy: %s", dict(zip(self.class_names, weights.tolist(), strict=True)))
+
+    def results_stamp(self) -> dict[str, Any]:
+        """What the run's ``results.json`` says about the model's training choices (a subclass may add to it)."""
+        weights = self.criterion.weight if self.class_weighting != "none" else None
+        return {
+            "feature_norm": self.normalisation.mode,
+            "class_weights": {
+                "mode": self.class_weighting,
+                "weights": None if weights is None else dict(zip(self.class_names, weights.tolist(), strict=True)),
+            },
+            "balanced_sampler": self.balanced_sampler,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints written before feature normalisation existed load with empty (unfitted) statistics."""
@@ -323,8 +406,12 @@ class SERClassificationTask(SERTask):
             self.log_dict(self.train_metrics, batch_size=batch_size, on_step=False, on_epoch=True)
         return loss
 
+    def batch_posteriors(self, batch: dict[str, Any]) -> Tensor:
+        """Utterance posteriors of a loader batch: ``self(waveform, length)`` (a subclass may use more of the batch)."""
+        return self(batch["waveform"], batch["length"])
+
     def _eval_step(self, batch: dict[str, Any], metrics: MetricCollection, prefix: str) -> Tensor:
-        probs = self(batch["waveform"], batch["length"])
+        probs = self.batch_posteriors(batch)
         y = batch["label"]
         loss = nn.functional.nll_loss(torch.log(probs.clamp_min(1e-8)), y)
         self.log(f"{prefix}_loss", loss, batch_size=y.shape[0], sync_dist=True)
@@ -376,7 +463,7 @@ class SERClassificationTask(SERTask):
         path = self.write_test_results(
             {
                 "class_names": self.class_names,
-                "feature_norm": self.normalisation.mode,
+                **self.results_stamp(),
                 **values,
                 "confusion_matrix": matrix,
                 "num_test_utterances": int(matrix.sum()),
@@ -409,10 +496,8 @@ class SERClassificationTask(SERTask):
         batch whose every file failed has no utterance to run the network on.
         """
         failed = list(batch.get("failed") or [])
-        if len(batch["utt_id"]) == 0:
-            probs = torch.zeros(0, self.num_classes)
-        else:
-            probs = self(batch["waveform"], batch["length"]).cpu()
+        empty = len(batch["utt_id"]) == 0
+        probs = torch.zeros(0, self.num_classes) if empty else self.batch_posteriors(batch).cpu()
         predicted = probs.argmax(dim=-1)
         return {
             "utt_id": batch["utt_id"],

@@ -6,6 +6,7 @@ from ser_lightning.models.networks.dense_highway import DenseBlock, DenseHighway
 from ser_lightning.models.networks.emoaugnet import EmoAugConvLSTMNet
 from ser_lightning.models.networks.end_to_end import EndToEndNet
 from ser_lightning.models.networks.rblstm_etransformer import RBLSTMETransformerNet
+from ser_lightning.models.networks.svm import SklearnClassifier
 
 __all__ = [
     "CNNBiLSTMMLPNet",
@@ -15,6 +16,7 @@ __all__ = [
     "EndToEndNet",
     "HighwayLayer",
     "RBLSTMETransformerNet",
+    "SklearnClassifier",
     "SpectrogramCNN",
     "SpectrogramDenseNet",
     "Transition",
