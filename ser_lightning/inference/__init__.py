@@ -1,0 +1,1 @@
+"""Inference outside training: the prediction engine, emotion over time, and ONNX export."""
