@@ -1,5 +1,8 @@
-"""The package imports downwards only: errors < audio < metrics/results < synth < augment < data < models <
-callbacks < inference < cli (and describe) < experiment (ARCHITECTURE.md). Every ``import`` counts, inside functions too."""
+"""The package imports downwards only (ARCHITECTURE.md).
+
+errors < audio < metrics/results/predictions < synth < augment < data < models < callbacks < inference < cli (and
+describe) < experiment. Every ``import`` counts, inside functions too.
+"""
 
 from __future__ import annotations
 

@@ -213,8 +213,11 @@ class EmotionRecognizer:
     # --------------------------------------------------------------------------------------- inference
     @torch.inference_mode()
     def run_batch(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The model's outputs for mono waveforms at the model's rate, one call: posteriors ``[C]`` or frames
-        ``[N, K]`` per waveform."""
+        """The model's outputs for mono waveforms at the model's rate, in one call.
+
+        Returns:
+            Posteriors ``[C]`` (classifier) or per-frame values ``[N, K]`` (regressor) for each waveform.
+        """
         lengths = np.array([w.shape[0] for w in waveforms], dtype=np.int64)
         batch = np.zeros((len(waveforms), int(lengths.max())), dtype=np.float32)
         for i, w in enumerate(waveforms):

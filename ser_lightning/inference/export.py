@@ -51,6 +51,7 @@ from ser_lightning.results import jsonable
 log = logging.getLogger(__name__)
 
 OPSET = 18
+OPTIMIZE = True
 """ONNX opset of the exported graphs (what torch 2.9's dynamo exporter targets)."""
 MAX_BATCH = 4096
 MAX_SAMPLES = 1 << 31
@@ -58,12 +59,14 @@ _HUGE = 1 << 62
 
 
 class _ExportLSTM(nn.LSTM):
-    """``nn.LSTM`` whose final states are reshaped to ``[layers * directions, batch, hidden]``: the same values,
-    but ``torch.export`` then traces the right shape (torch 2.9's fake-tensor kernel of ``aten.lstm`` gives the
-    states an extra leading axis, which breaks ``h_n[-1]`` in the traced graph; the real states already have the
-    documented shape, so the reshape is a no-op when the graph runs)."""
+    """``nn.LSTM`` whose final states are reshaped to ``[layers * directions, batch, hidden]``.
 
-    def forward(self, input: Tensor, hx: Any = None) -> Any:  # noqa: A002 -- nn.LSTM's argument name
+    The same values, but ``torch.export`` then traces the right shape: torch 2.9's fake-tensor kernel of
+    ``aten.lstm`` gives the states an extra leading axis, which breaks ``h_n[-1]`` in the traced graph; the real
+    states already have the documented shape, so the reshape is a no-op when the graph runs.
+    """
+
+    def forward(self, input: Tensor, hx: Any = None) -> Any:
         """``nn.LSTM.forward`` on a batched input, with the documented state shapes."""
         output, (h, c) = super().forward(input, hx)
         batch = input.shape[0] if self.batch_first else input.shape[1]
@@ -132,8 +135,10 @@ class ExportableModel(nn.Module):
         return self.segment_posteriors(features, frames)
 
     def chunked_network(self, features: Tensor) -> Tensor:
-        """:class:`~ser_lightning.models.networks.end_to_end.EndToEndNet`'s forward on a waveform whose length is
-        a multiple of its chunk, with no Python arithmetic on the length (so that a traced graph keeps it dynamic).
+        """:class:`~ser_lightning.models.networks.end_to_end.EndToEndNet`'s forward, traceable with a dynamic length.
+
+        The waveform's length is a multiple of the chunk; there is no Python arithmetic on it, so a traced graph
+        keeps it dynamic.
         """
         net = self.task.network
         waveform = features.reshape(features.shape[0], -1)
@@ -232,7 +237,7 @@ def export_onnx(task: SERTask, path: str | Path, example_seconds: float = 3.0, d
                 output_names=outputs,
                 dynamic_shapes=(dims, {0: dims[0]} if dynamic_batch else {}),
                 opset_version=OPSET,
-                optimize=True,
+                optimize=OPTIMIZE,
                 verbose=False,
             )
             program.save(str(path))

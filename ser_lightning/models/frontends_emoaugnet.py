@@ -108,9 +108,11 @@ class ZcrRmsMfcc(FrontEnd):
         return (frames - 1) * self.hop_length
 
     def _frame_mean(self, x: Tensor, size: int) -> Tensor:
-        """Mean of ``[B, T]`` over windows of ``size`` every ``hop_length`` samples: ``avg_pool1d``, or, when
-        :attr:`exportable`, a ``conv1d`` with a constant kernel (the same windows; ``torch.export`` cannot give
-        pooling a dynamic length)."""
+        """Mean of ``[B, T]`` over windows of ``size`` every ``hop_length`` samples.
+
+        ``avg_pool1d``, or, when :attr:`exportable`, a ``conv1d`` with a constant kernel (the same windows;
+        ``torch.export`` cannot give pooling a dynamic length).
+        """
         if self.exportable:
             kernel = torch.full((1, 1, size), 1.0 / size, dtype=x.dtype, device=x.device)
             return nn.functional.conv1d(x[:, None], kernel, stride=self.hop_length)[:, 0]
