@@ -143,15 +143,6 @@ def test_onnx_parity_with_pytorch(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_batch_one_export(tmp_path: Path) -> None:
-    model = small("CNN")
-    path = export_onnx(model, tmp_path / "cnn1.onnx", example_seconds=1.0, dynamic_batch=False)
-    assert OnnxModel(path).batch_axis == 1
-    report = check_parity(model, path, utterances=20, batch_size=1)
-    assert report["max_abs_diff"] <= TOLERANCE and report["argmax_mismatches"] == 0
-
-
-@pytest.mark.slow
 def test_paper_size_dense_highway_parity(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = DenseHighway(**C).eval()

@@ -19,9 +19,9 @@ from ser_lightning.audio import read_audio, resample
 from ser_lightning.callbacks import PredictionWriter
 from ser_lightning.data.dataset import UtteranceDataset, collate_utterances
 from ser_lightning.data.manifest import Utterance
-from ser_lightning.inference import EmotionRecognizer, emotion_timeline, window_starts
+from ser_lightning.inference import EmotionRecognizer, emotion_timeline
 from ser_lightning.inference.__main__ import main as inference_main
-from ser_lightning.models import DenseHighway, EndToEndRegressor, SERTask
+from ser_lightning.models import DenseHighway, EndToEndRegressor, SERTask, segment_starts
 from ser_lightning.predictions import SCHEMA
 
 CLASSES = ["neutral", "happy", "angry", "sad"]
@@ -204,7 +204,7 @@ def test_timeline_shape_values_and_plot(classifier_ckpt: Path, tiny_corpus: Path
     path = tmp_path / "long.flac"
     sf.write(path, long, 16000)
     timeline = emotion_timeline(recognizer, path, window_s=1.5, hop_s=0.75)
-    starts = window_starts(long.shape[0], 24000, 12000)
+    starts = segment_starts(long.shape[0], 24000, 12000)
     assert timeline.values.shape == (len(starts), 4)
     np.testing.assert_allclose(timeline.starts, np.array(starts) / 16000)
     assert timeline.ends[-1] == pytest.approx(long.shape[0] / 16000)
@@ -235,3 +235,18 @@ def test_timeline_and_infer_commands(classifier_ckpt: Path, folder: Path, tmp_pa
     assert (out / "predictions.json").is_file() and not (out / "predictions.csv").exists()
     with pytest.raises(ValueError, match="window_s"):
         emotion_timeline(EmotionRecognizer.from_checkpoint(classifier_ckpt), folder, window_s=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_api_on_gpu_matches_cpu(classifier_ckpt: Path, regressor_ckpt: Path, folder: Path) -> None:
+    for ckpt in (classifier_ckpt, regressor_ckpt):
+        cpu = EmotionRecognizer.from_checkpoint(ckpt, device="cpu").predict(folder)
+        gpu_api = EmotionRecognizer.from_checkpoint(ckpt, device="cuda")
+        assert next(gpu_api.model.parameters()).is_cuda
+        gpu = gpu_api.predict(folder)
+        assert [r.status for r in gpu] == [r.status for r in cpu]
+        for a, b in zip(cpu, gpu, strict=True):
+            if a.ok:
+                np.testing.assert_allclose(b.posteriors if b.frames is None else b.frames,
+                                           a.posteriors if a.frames is None else a.frames, atol=1e-4)  # fmt: skip

@@ -10,7 +10,7 @@ The command line is ``python -m ser_lightning {export,timeline,infer}`` (:mod:`.
 
 from ser_lightning.inference.api import EmotionRecognizer, audio_files, to_mono
 from ser_lightning.inference.export import ExportableModel, OnnxModel, export_metadata, export_onnx
-from ser_lightning.inference.timeline import Timeline, emotion_timeline, window_starts
+from ser_lightning.inference.timeline import Timeline, emotion_timeline
 
 __all__ = [
     "EmotionRecognizer",
@@ -22,5 +22,4 @@ __all__ = [
     "export_metadata",
     "export_onnx",
     "to_mono",
-    "window_starts",
 ]

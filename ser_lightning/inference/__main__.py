@@ -25,7 +25,6 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export a checkpoint to ONNX (front-end + network)")
     export.add_argument("checkpoint", type=Path, help="the .ckpt file")
     export.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
-    export.add_argument("--batch-one", action="store_true", help="export batch 1 instead of a dynamic batch")
     export.add_argument("--check", type=int, default=0, metavar="N",
                         help="compare with PyTorch on N random utterances (0: no check)")  # fmt: skip
     export.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed abs. difference (--check)")
@@ -65,7 +64,7 @@ def main(args: list[str] | None = None, prog: str = "python -m ser_lightning") -
         from ser_lightning.models.base import SERTask
 
         task = SERTask.load_from_checkpoint(options.checkpoint, map_location="cpu")
-        path = export_onnx(task, options.output, dynamic_batch=not options.batch_one)
+        path = export_onnx(task, options.output)
         print(f"wrote {path}")
         if options.check:
             report = check_parity(task, path, utterances=options.check)

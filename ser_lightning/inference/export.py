@@ -199,14 +199,13 @@ def export_metadata(task: SERTask) -> dict[str, str]:
     return meta
 
 
-def export_onnx(task: SERTask, path: str | Path, example_seconds: float = 3.0, dynamic_batch: bool = True) -> Path:
+def export_onnx(task: SERTask, path: str | Path, example_seconds: float = 3.0) -> Path:
     """Exports a task (front-end + network + utterance pooling) to an ONNX file with its metadata.
 
     Args:
         task: the model (e.g. from ``SERTask.load_from_checkpoint``); not changed.
         path: the ``.onnx`` file to write (its folder is created).
         example_seconds: length of the example waveform traced (any length works afterwards).
-        dynamic_batch: export a dynamic batch axis (else batch 1).
 
     Returns:
         The path written.
@@ -219,33 +218,30 @@ def export_onnx(task: SERTask, path: str | Path, example_seconds: float = 3.0, d
     rate = int(task.frontend.sample_rate)
     step = wrapper.length_multiple
     samples = -(-max(int(example_seconds * rate), wrapper.min_samples + 1) // step) * step
-    batch = 2 if dynamic_batch else 1
-    waveform = 0.1 * torch.randn(batch, samples, generator=torch.Generator().manual_seed(0))
-    lengths = torch.tensor([samples, max(wrapper.min_samples, samples * 2 // 3)][:batch], dtype=torch.int64)
+    waveform = 0.1 * torch.randn(2, samples, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([samples, max(wrapper.min_samples, samples * 2 // 3)], dtype=torch.int64)
     outputs = ["posteriors"] if wrapper.classifier else ["predictions", "frames"]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if uses_dynamo(task):
-            dims = {1: torch.export.Dim("samples", min=wrapper.min_samples, max=MAX_SAMPLES)}
-            if dynamic_batch:  # min 2: torch.export would otherwise specialise on batch 1; the graph runs at 1 too
-                dims[0] = torch.export.Dim("batch", min=2, max=MAX_BATCH)
+            # batch min 2: torch.export would otherwise specialise on batch 1; the graph runs at batch 1 too
+            dims = {0: torch.export.Dim("batch", min=2, max=MAX_BATCH),
+                    1: torch.export.Dim("samples", min=wrapper.min_samples, max=MAX_SAMPLES)}  # fmt: skip
             program = torch.onnx.export(
                 wrapper,
                 (waveform, lengths),
                 dynamo=True,
                 input_names=["waveform", "lengths"],
                 output_names=outputs,
-                dynamic_shapes=(dims, {0: dims[0]} if dynamic_batch else {}),
+                dynamic_shapes=(dims, {0: dims[0]}),
                 opset_version=OPSET,
                 optimize=OPTIMIZE,
                 verbose=False,
             )
             program.save(str(path))
         else:  # an LSTM over the recording's frames: torch.export would fix their number (see the module)
-            axes: dict[str, dict[int, str]] = {"waveform": {1: "samples"}, "predictions": {1: "frames"}}
-            if dynamic_batch:
-                for name in ("waveform", "lengths", "predictions", "frames"):
-                    axes.setdefault(name, {})[0] = "batch"
+            axes = {"waveform": {0: "batch", 1: "samples"}, "lengths": {0: "batch"},
+                    "predictions": {0: "batch", 1: "frames"}, "frames": {0: "batch"}}  # fmt: skip
             torch.onnx.export(
                 wrapper,
                 (waveform, lengths),
@@ -293,7 +289,6 @@ class OnnxModel:
         self.class_names: list[str] = json.loads(self.metadata.get("class_names", "[]"))
         self.target_names: list[str] = json.loads(self.metadata.get("target_names", "[]"))
         self.frame_rate_hz = float(self.metadata.get("frame_rate_hz", "nan"))
-        self.batch_axis = self.session.get_inputs()[0].shape[0]
 
     def __call__(self, waveform: np.ndarray | Tensor, lengths: np.ndarray | Tensor | None = None) -> Any:
         """Runs the graph on ``[B, T]`` zero-padded waveforms (padded to ``min_samples`` when shorter).

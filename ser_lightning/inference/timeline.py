@@ -24,6 +24,7 @@ from torch import Tensor
 from ser_lightning.audio import check_waveform, read_audio
 from ser_lightning.errors import AudioReadError
 from ser_lightning.inference.api import EmotionRecognizer, to_mono
+from ser_lightning.models.classification import segment_starts
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +101,6 @@ class Timeline:
         return path
 
 
-def window_starts(samples: int, window: int, hop: int) -> list[int]:
-    """Start samples of the windows of a recording: every ``hop``, the last one aligned to the end."""
-    if samples <= window:
-        return [0]
-    starts = list(range(0, samples - window + 1, hop))
-    if starts[-1] != samples - window:
-        starts.append(samples - window)
-    return starts
-
-
 def emotion_timeline(
     recognizer: EmotionRecognizer,
     audio: str | Path | np.ndarray | Tensor,
@@ -146,7 +137,7 @@ def emotion_timeline(
             raise AudioReadError(f"array: {record.error if record else 'empty'}", kind=record.kind if record else "")
         source = "array"
     window, hop = max(1, round(window_s * rate)), max(1, round(hop_s * rate))
-    starts = window_starts(waveform.shape[0], window, hop)
+    starts = segment_starts(waveform.shape[0], window, hop)  # the evaluation segments' rule, in samples
     pieces, usable = [], []
     for i, start in enumerate(starts):
         piece = waveform[start : start + window]
@@ -171,4 +162,4 @@ def emotion_timeline(
     return Timeline(starts_s, ends_s, values, list(names), recognizer.task, source)
 
 
-__all__ = ["Timeline", "emotion_timeline", "window_starts"]
+__all__ = ["Timeline", "emotion_timeline"]
