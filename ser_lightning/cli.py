@@ -1,4 +1,8 @@
-"""The command line: ``python -m ser_lightning {fit,validate,test,predict} --config ...``."""
+"""The command line: ``python -m ser_lightning {fit,validate,test,predict} --config ...``.
+
+``export``, ``timeline`` and ``infer`` (a trained model outside training) are handed to
+:mod:`ser_lightning.inference.__main__`.
+"""
 
 from __future__ import annotations
 
@@ -24,10 +28,14 @@ import ser_lightning.data
 import ser_lightning.models
 from ser_lightning.callbacks.rng import RandomStateCheckpoint
 from ser_lightning.data.base import SERDataModule
+from ser_lightning.inference import __main__ as inference_cli
 from ser_lightning.models.base import SERTask
 from ser_lightning.results import stop_reason
 
 log = logging.getLogger("ser_lightning")
+
+INFERENCE_COMMANDS = ("export", "timeline", "infer")
+"""Subcommands served by :mod:`ser_lightning.inference.__main__` instead of LightningCLI."""
 
 
 class SERLightningCLI(LightningCLI):
@@ -285,9 +293,12 @@ def main(args: list[str] | None = None) -> Any:
         args: command-line arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        The CLI object.
+        The CLI object (an exit status for the inference commands, :data:`INFERENCE_COMMANDS`).
     """
     _configure_logging()
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv and argv[0] in INFERENCE_COMMANDS:
+        return inference_cli.main(argv, prog=_prog())
     # W&B must never block on a login prompt: without credentials it runs offline.
     if "WANDB_API_KEY" not in os.environ and "WANDB_MODE" not in os.environ:
         os.environ["WANDB_MODE"] = "offline"

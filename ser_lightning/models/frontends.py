@@ -9,6 +9,41 @@ import torch
 from torch import Tensor, nn
 
 
+def dft_stft_magnitude(waveform: Tensor, n_fft: int, hop_length: int, window: Tensor, center: bool = False) -> Tensor:
+    """``|STFT|`` as a real-valued strided ``conv1d`` with a windowed DFT basis (cosine and sine rows).
+
+    The same values as ``torch.stft(..., return_complex=True).abs()`` (onesided, not normalised) up to float32
+    rounding, built only from real operators, so that the ONNX exporter and onnxruntime can run it (ONNX has no
+    complex tensors). The basis is computed in float64, then cast to the waveform's dtype. A window shorter than
+    ``n_fft`` is zero-padded on both sides, as ``torch.stft`` does; ``center`` pads ``n_fft // 2`` zeros on both
+    sides (``pad_mode="constant"``).
+
+    Args:
+        waveform: ``[B, T]`` waveforms (``T >= n_fft`` unless ``center``).
+        n_fft: FFT size.
+        hop_length: hop in samples.
+        window: ``[win_length]`` analysis window, ``win_length <= n_fft``.
+        center: pad ``n_fft // 2`` zeros on both sides first.
+
+    Returns:
+        ``[B, n_fft // 2 + 1, frames]`` magnitudes.
+    """
+    left = (n_fft - window.shape[0]) // 2
+    padded_window = nn.functional.pad(window.double(), (left, n_fft - window.shape[0] - left))
+    bins = n_fft // 2 + 1
+    # k * n mod n_fft before the cosine keeps the angle small, hence the basis accurate to float64 rounding.
+    angle = (2.0 * math.pi / n_fft) * torch.remainder(
+        torch.outer(torch.arange(bins, dtype=torch.int64), torch.arange(n_fft, dtype=torch.int64)), n_fft
+    ).double()
+    basis = torch.cat([torch.cos(angle), torch.sin(angle)]) * padded_window.cpu()[None, :]
+    basis = basis.to(device=waveform.device, dtype=waveform.dtype)[:, None, :]
+    x = waveform[:, None, :]
+    if center:
+        x = nn.functional.pad(x, (n_fft // 2, n_fft // 2))
+    out = nn.functional.conv1d(x, basis, stride=hop_length)
+    return torch.sqrt(out[:, :bins].pow(2) + out[:, bins:].pow(2))
+
+
 class FrontEnd(nn.Module, ABC):
     """Base of the front-ends: maps ``(waveform [B, T], lengths [B])`` to features and valid frame counts.
 
@@ -32,6 +67,38 @@ class FrontEnd(nn.Module, ABC):
         self.frame_length = self.win_length
         """Samples one frame reads (the FFT size when it exceeds the window)."""
         self.pad_value = 0.0
+        self.exportable = False
+        """Compute STFTs with :func:`dft_stft_magnitude` (real operators only, for ONNX export) instead of
+        ``torch.stft``; set by :func:`ser_lightning.inference.export.export_onnx` on a copy of the model."""
+
+    def stft_magnitude(
+        self, waveform: Tensor, n_fft: int, hop_length: int, window: Tensor, center: bool = False
+    ) -> Tensor:
+        """``|torch.stft|`` of ``[B, T]`` waveforms, or its real-valued equivalent when :attr:`exportable`.
+
+        Args:
+            waveform: ``[B, T]`` waveforms.
+            n_fft: FFT size.
+            hop_length: hop in samples.
+            window: ``[win_length]`` window (zero-padded to ``n_fft`` on both sides).
+            center: pad ``n_fft // 2`` zeros on both sides (``pad_mode="constant"``).
+
+        Returns:
+            ``[B, n_fft // 2 + 1, frames]`` magnitudes.
+        """
+        if getattr(self, "exportable", False):
+            return dft_stft_magnitude(waveform, n_fft, hop_length, window, center)
+        spec = torch.stft(
+            waveform,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            win_length=window.shape[0],
+            window=window,
+            center=center,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        return spec.abs()
 
     def num_frames(self, lengths: Tensor) -> Tensor:
         """Number of frames fully inside each utterance (at least 1)."""
@@ -107,16 +174,8 @@ class LogSpectrogram(FrontEnd):
 
     def compute(self, waveform: Tensor) -> Tensor:
         """Log-power spectrogram ``[B, 1, n_bins, frames]``."""
-        spec = torch.stft(
-            waveform,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.win_length,
-            window=self.window.to(waveform.dtype),
-            center=False,
-            return_complex=True,
-        )
-        power = spec[:, : self.n_bins].abs().pow(2)
+        magnitude = self.stft_magnitude(waveform, self.n_fft, self.hop_length, self.window.to(waveform.dtype))
+        power = magnitude[:, : self.n_bins].pow(2)
         return torch.log(power + self.floor).unsqueeze(1)
 
 
@@ -171,6 +230,10 @@ class LogMel(FrontEnd):
 
     def compute(self, waveform: Tensor) -> Tensor:
         """Log mel energies ``[B, 1, n_mels, frames]``."""
+        if self.exportable:  # torchaudio's power spectrogram (|STFT|^2), then its mel filterbank
+            window = self.mel.spectrogram.window.to(waveform.dtype)
+            power = self.stft_magnitude(waveform, self.n_fft, self.hop_length, window).pow(2)
+            return torch.log(self.mel.mel_scale(power) + self.floor).unsqueeze(1)
         return torch.log(self.mel(waveform) + self.floor).unsqueeze(1)
 
 

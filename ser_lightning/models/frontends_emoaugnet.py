@@ -107,6 +107,17 @@ class ZcrRmsMfcc(FrontEnd):
         """Fewest samples that give ``frames`` centred frames."""
         return (frames - 1) * self.hop_length
 
+    def _frame_mean(self, x: Tensor, size: int) -> Tensor:
+        """Mean of ``[B, T]`` over windows of ``size`` every ``hop_length`` samples.
+
+        ``avg_pool1d``, or, when :attr:`exportable`, a ``conv1d`` with a constant kernel (the same windows;
+        ``torch.export`` cannot give pooling a dynamic length).
+        """
+        if self.exportable:
+            kernel = torch.full((1, 1, size), 1.0 / size, dtype=x.dtype, device=x.device)
+            return nn.functional.conv1d(x[:, None], kernel, stride=self.hop_length)[:, 0]
+        return nn.functional.avg_pool1d(x[:, None], size, self.hop_length)[:, 0]
+
     def compute(self, waveform: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Features ``[B, 1, 2 + n_mfcc, 1 + T // hop]`` of a ``[B, T]`` waveform.
 
@@ -125,7 +136,7 @@ class ZcrRmsMfcc(FrontEnd):
 
         # RMS: zero ("constant") padding, no window.
         padded = nn.functional.pad(x, (half, half))
-        power = nn.functional.avg_pool1d(padded.pow(2)[:, None], self.frame_length, self.hop_length)[:, 0]
+        power = self._frame_mean(padded.pow(2), self.frame_length)
         rms = power.clamp_min(0).sqrt()
 
         # ZCR: edge padding on both sides; past the utterance's end, its last sample repeated.
@@ -136,20 +147,12 @@ class ZcrRmsMfcc(FrontEnd):
         sign = torch.signbit(edge)
         changes = (sign[:, 1:] != sign[:, :-1]).to(x.dtype)
         pairs = self.frame_length - 1
-        counts = nn.functional.avg_pool1d(changes[:, None], pairs, self.hop_length)[:, 0] * pairs
+        counts = self._frame_mean(changes, pairs) * pairs
         zcr = counts.round() / self.frame_length
 
         # MFCC: periodic Hann, |STFT|^2, Slaney mel, power_to_db(top_db=80) per utterance, DCT-II (ortho).
-        spec = torch.stft(
-            x,
-            n_fft=self.frame_length,
-            hop_length=self.hop_length,
-            window=self.window.to(x.dtype),
-            center=True,
-            pad_mode="constant",
-            return_complex=True,
-        )
-        mel = torch.matmul(spec.abs().pow(2).transpose(1, 2), self.fbank.to(x.dtype))  # [B, frames, n_mels]
+        magnitude = self.stft_magnitude(x, self.frame_length, self.hop_length, self.window.to(x.dtype), center=True)
+        mel = torch.matmul(magnitude.pow(2).transpose(1, 2), self.fbank.to(x.dtype))  # [B, frames, n_mels]
         db = 10.0 * torch.log10(mel.clamp_min(1e-10))
         if self.top_db is not None:
             valid = torch.arange(frames, device=x.device)[None, :] < self.num_frames(lengths)[:, None]

@@ -117,15 +117,7 @@ class LibrosaFeatureStack(FrontEnd):
 
     def _stack(self, waveform: Tensor, frames: Tensor | None) -> Tensor:
         """The ``[B, 1, F, N]`` stack; ``frames`` (valid frames per row) bounds the MFCCs' ``top_db`` maximum."""
-        spec = torch.stft(
-            waveform,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            window=self.window.to(waveform.dtype),
-            center=False,
-            return_complex=True,
-        )  # [B, 1 + n_fft / 2, N]
-        magnitude = spec.abs()
+        magnitude = self.stft_magnitude(waveform, self.n_fft, self.hop_length, self.window.to(waveform.dtype))
         power = magnitude.pow(2)
         mel = torch.matmul(self.mel_basis, power)  # [B, n_mels, N]
 

@@ -401,15 +401,25 @@ class SERRegressionTask(SERTask):
         )
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Per-frame predictions of every utterance (``[frames, num_targets]`` each) with the target names."""
-        preds, frames = self.frame_predictions(batch["waveform"], batch["length"])
-        preds = preds.float().cpu()
+        """Per-frame predictions of every utterance (``[frames, num_targets]`` each) with the target names.
+
+        ``failed`` (the batch's unreadable files) is passed through for
+        :class:`~ser_lightning.callbacks.PredictionWriter`, as the classification base does.
+        """
+        failed = list(batch.get("failed") or [])
+        if len(batch["utt_id"]) == 0:
+            predictions = []
+        else:
+            preds, frames = self.frame_predictions(batch["waveform"], batch["length"])
+            preds = preds.float().cpu()
+            predictions = [preds[i, : int(n)] for i, n in enumerate(frames.tolist())]
         return {
             "utt_id": batch["utt_id"],
             "path": batch["path"],
             "target_names": self.target_names,
             "frame_rate_hz": self.target_rate_hz,
-            "predictions": [preds[i, : int(n)] for i, n in enumerate(frames.tolist())],
+            "predictions": predictions,
+            "failed": failed,
         }
 
 
