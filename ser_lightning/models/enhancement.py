@@ -165,7 +165,7 @@ class SpeechEnhancer(SERTask):
         """Enhances each whole utterance; PESQ/STOI/SI-SDR of noisy and enhanced audio (or a counted skip)."""
         if not batch["waveform"].shape[0]:
             return
-        enhanced = self(batch["waveform"], batch["length"]).float().cpu().numpy()
+        enhanced = self(batch["waveform"], batch["length"]).detach().float().cpu().numpy()
         noisy = batch["waveform"].cpu().numpy()
         clean = batch["clean"].cpu().numpy()
         rate = int(self.hparams["sample_rate"])

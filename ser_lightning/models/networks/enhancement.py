@@ -39,10 +39,16 @@ class ResidualBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> None:
         super().__init__()
         before, after = (kernel - 1) // 2, kernel // 2
-        pad = (before, after, before, after)
-        self.conv1 = nn.Sequential(nn.ZeroPad2d(pad), nn.Conv2d(in_channels, out_channels, kernel, stride, bias=False))
+
+        def conv(cin: int, step: int) -> nn.Sequential:
+            if before == after:  # odd kernel: the convolution pads symmetrically itself (no extra copy)
+                return nn.Sequential(nn.Identity(), nn.Conv2d(cin, out_channels, kernel, step, before, bias=False))
+            return nn.Sequential(nn.ZeroPad2d((before, after, before, after)),
+                                 nn.Conv2d(cin, out_channels, kernel, step, bias=False))  # fmt: skip
+
+        self.conv1 = conv(in_channels, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Sequential(nn.ZeroPad2d(pad), nn.Conv2d(out_channels, out_channels, kernel, bias=False))
+        self.conv2 = conv(out_channels, 1)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
