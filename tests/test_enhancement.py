@@ -22,6 +22,7 @@ from ser_lightning.data import EnhancementDataModule, ManifestDataModule, Synthe
 from ser_lightning.metrics import SpeechQualitySkipError, pesq_build, speech_quality
 from ser_lightning.models import CNN, EnhancedFrontEnd, SpeechEnhancer
 from ser_lightning.models.derive import derive_corpus
+from ser_lightning.models.enhancement import constant_lr
 from ser_lightning.models.networks import ResidualEnhancerNet, SpectralEnhancer
 from ser_lightning.synth import VOICE_SETS
 
@@ -138,7 +139,8 @@ def test_training_lowers_the_mse(enhancement_data: EnhancementDataModule, tmp_pa
     """A short SGD training of a small enhancer lowers the validation MSE on the embedded corpus."""
     pl.seed_everything(0)  # a small geometry (16 ms window: 129 bins, 15-frame contexts) keeps the test short
     model = SpeechEnhancer(base_channels=4, win_ms=16.0, hop_ms=8.0, context_frames=15, frames_per_utterance=4,
-                           chunk_frames=512, optimizer=partial(torch.optim.SGD, lr=0.1))  # fmt: skip
+                           chunk_frames=512, optimizer=partial(torch.optim.SGD, lr=0.1),
+                           lr_scheduler=constant_lr)  # fmt: skip
     trainer = pl.Trainer(max_steps=30, limit_val_batches=2, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
     before = trainer.validate(model, datamodule=enhancement_data, verbose=False)[0]["val_loss"]
@@ -284,7 +286,8 @@ def test_cli_trains_the_enhancer_then_an_ser_model_behind_it(tmp_path: Path) -> 
     from .conftest import CONFIGS
     from .test_cli import run_cli
 
-    tiny = ["--data.init_args.size", "tiny", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "1",
+    tiny = ["--data.init_args.size", "tiny", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+            "--trainer.limit_val_batches", "1",
             "--trainer.enable_progress_bar", "false", "--test_after_fit", "false"]  # fmt: skip
     narrow = ["--model.init_args.base_channels", "2"]  # the CPU enhancer narrowed further: it runs on every batch below
     for config in ("enhancement_cpu.yaml", "enhancement.yaml"):
@@ -309,7 +312,8 @@ def test_short_training_improves_pesq_and_stoi_at_0db(tmp_path: Path) -> None:
     data = EnhancementDataModule(size="tiny", protocol="holdout", batch_size=16, eval_batch_size=4, test_snr_db=[0.0],
                                  noise_categories=["white", "pink"], max_test_utterances=8)  # fmt: skip
     model = SpeechEnhancer(base_channels=4, win_ms=16.0, hop_ms=8.0, context_frames=15, frames_per_utterance=4,
-                           chunk_frames=1024, optimizer=partial(torch.optim.SGD, lr=0.1))  # fmt: skip
+                           chunk_frames=1024, optimizer=partial(torch.optim.SGD, lr=0.1),
+                           lr_scheduler=constant_lr)  # fmt: skip
     trainer = pl.Trainer(max_epochs=40, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
     trainer.fit(model, datamodule=data)

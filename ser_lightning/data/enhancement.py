@@ -239,10 +239,22 @@ class EnhancementDataModule(CorpusDataModule):
             raise ValueError(f"max_test_utterances must be positive, got {max_test_utterances}")
         self.max_test_utterances = max_test_utterances
 
+    label_kind = "labels"
+
+    @property
+    def label_names(self) -> list[str]:
+        """One label, ``speech``: enhancement data has no emotion classes."""
+        return [SPEECH_LABEL]
+
     @property
     def class_names(self) -> list[str]:
-        """One pseudo-class, ``speech``: enhancement data has no emotion labels."""
-        return [SPEECH_LABEL]
+        """Not defined (reading it raises AttributeError), so the CLI links no class set into the enhancer."""
+        raise AttributeError(f"{type(self).__name__} has no emotion classes (noisy/clean speech pairs)")
+
+    @property
+    def num_classes(self) -> int:
+        """Not defined, as :attr:`class_names`."""
+        raise AttributeError(f"{type(self).__name__} has no emotion classes (noisy/clean speech pairs)")
 
     def corpus_root(self) -> Path | None:
         """The folder of the clean speech."""

@@ -14,13 +14,11 @@ import csv
 import json
 import logging
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from ser_lightning.metrics import SPEECH_QUALITY_NAMES, SpeechQualitySkipError, pesq_build, speech_quality
@@ -73,9 +71,9 @@ class SpeechEnhancer(SERTask):
         floor: magnitude floor inside the logarithm.
         frames_per_utterance: centre frames drawn from each training crop (batch_size x this = frames a step).
         chunk_frames: contexts per network call when enhancing whole utterances.
-        optimizer: optimizer factory (default: SGD with learning rate 0.01, the paper's).
-        lr_scheduler: scheduler factory (default: a constant learning rate).
-        **kwargs: the arguments of :class:`~ser_lightning.models.base.SERTask` (``sample_rate``).
+        **kwargs: the arguments of :class:`~ser_lightning.models.base.SERTask` (``optimizer``, ``lr_scheduler``,
+            ``sample_rate``, ...). The configs set the paper's SGD at 0.01 and a constant learning rate
+            (:func:`constant_lr`); a plateau scheduler must say ``mode: min`` (the monitor is ``val_loss``).
     """
 
     monitor = "val_loss"
@@ -90,14 +88,11 @@ class SpeechEnhancer(SERTask):
         floor: float = 1e-5,
         frames_per_utterance: int = 8,
         chunk_frames: int = 64,
-        optimizer: OptimizerCallable | None = None,
-        lr_scheduler: LRSchedulerCallable | None = None,
         **kwargs: Any,
     ) -> None:
         if frames_per_utterance < 1:
             raise ValueError(f"frames_per_utterance must be positive, got {frames_per_utterance}")
-        super().__init__(optimizer=optimizer or partial(torch.optim.SGD, lr=0.01),
-                         lr_scheduler=lr_scheduler or constant_lr, **kwargs)  # fmt: skip
+        super().__init__(**kwargs)
         self.quality_rows: list[dict[str, Any]] = []
         self.quality_skips: list[dict[str, Any]] = []
 
@@ -108,6 +103,17 @@ class SpeechEnhancer(SERTask):
     def configure_network(self) -> nn.Module:
         """:class:`~ser_lightning.models.networks.SpectralEnhancer` with the task's arguments."""
         return self.build_network(SpectralEnhancer, sample_rate=self.hparams["sample_rate"])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """The base's; a plateau scheduler must follow ``val_loss`` downwards (``mode: min``)."""
+        config = super().configure_optimizers()
+        scheduler = config["lr_scheduler"]["scheduler"]
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and scheduler.mode != "min":
+            raise ValueError(
+                "SpeechEnhancer monitors val_loss (lower is better): give the plateau scheduler mode: min, or use "
+                "ser_lightning.models.enhancement.constant_lr (the configs' constant learning rate)"
+            )
+        return config
 
     def configure_enhancement(self, frontend: FrontEnd) -> FrontEnd:
         """An enhancer takes no enhancement stage in front of it."""

@@ -11,7 +11,6 @@ also stores the stage's configuration (``enhancer_stage``), so it loads without 
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,7 @@ from torch import Tensor, nn
 
 from ser_lightning.models.frontends import FrontEnd
 from ser_lightning.models.networks.enhancement import SpectralEnhancer
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file (the enhancer checkpoint's identity in derived-corpus keys and stage stamps)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from ser_lightning.synth.render import sha256_file
 
 
 def read_enhancer_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
@@ -57,7 +48,7 @@ def read_enhancer_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str
         raise ValueError(f"{path}: not a SpeechEnhancer checkpoint (no base_channels or enhancement network weights)")
     names = inspect.signature(SpectralEnhancer).parameters
     config = {k: hparams[k] for k in names if k in hparams}
-    return {**config, "checkpoint": str(path), "sha256": file_sha256(path)}, state
+    return {**config, "checkpoint": str(path), "sha256": sha256_file(path)}, state
 
 
 def build_enhancer(config: dict[str, Any], state: dict[str, Tensor] | None = None) -> SpectralEnhancer:
