@@ -143,3 +143,62 @@ def classification_metrics(num_classes: int, prefix: str | None = None) -> Metri
 def confusion_matrix(num_classes: int) -> MulticlassConfusionMatrix:
     """The confusion-matrix metric (rows: truth, columns: prediction; counts)."""
     return MulticlassConfusionMatrix(num_classes)
+
+
+# ------------------------------------------------------------------------------------------ speech quality
+SPEECH_QUALITY_NAMES = ("pesq", "stoi", "si_sdr")
+"""The speech-quality measures of enhancement (Triantafyllopoulos et al. 2019 report PESQ and STOI)."""
+
+
+def pesq_build() -> str:
+    """The PESQ implementation that :func:`speech_quality` uses, by name and version.
+
+    Two PESQ builds (e.g. the ITU-T P.862.2 reference C code and ports of it) give different numbers, so
+    every result names the one that produced it.
+    """
+    from importlib.metadata import version
+
+    return f"pesq {version('pesq')} (PyPI 'pesq', ITU-T P.862.2 wide-band C code), pystoi {version('pystoi')}"
+
+
+class SpeechQualitySkipError(ValueError):
+    """A reference that speech-quality measures cannot score (silent or too short); a counted skip."""
+
+
+def speech_quality(reference: np.ndarray, estimate: np.ndarray, sample_rate: int = 16000) -> dict[str, float]:
+    """PESQ (wide band), STOI and SI-SDR of ``estimate`` against the clean ``reference``.
+
+    PESQ is ITU-T P.862.2 wide band (16 kHz) through the ``pesq`` package (see :func:`pesq_build`), STOI is
+    :func:`pystoi.stoi` (Taal et al. 2011), SI-SDR is torchmetrics' scale-invariant SDR (Le Roux et al. 2019).
+
+    Args:
+        reference: clean 1-D signal.
+        estimate: the noisy or enhanced 1-D signal, same length.
+        sample_rate: 16000 (wide-band PESQ is defined at 16 kHz).
+
+    Returns:
+        ``{"pesq", "stoi", "si_sdr"}``.
+
+    Raises:
+        SpeechQualitySkipError: the reference is silent, too short (PESQ needs 0.25 s) or PESQ finds no utterance.
+    """
+    import pesq
+    from pystoi import stoi
+    from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
+
+    if sample_rate != 16000:
+        raise ValueError(f"wide-band PESQ needs 16 kHz audio, got {sample_rate} Hz")
+    ref = np.asarray(reference, dtype=np.float64)
+    est = np.asarray(estimate, dtype=np.float64)
+    if ref.shape != est.shape or ref.ndim != 1:
+        raise ValueError(f"reference and estimate must be 1-D of one length, got {ref.shape} and {est.shape}")
+    if ref.size < sample_rate // 4:
+        raise SpeechQualitySkipError(f"too short: {ref.size / sample_rate:.3f} s (PESQ needs at least 0.25 s)")
+    if not np.any(np.abs(ref) > 0):
+        raise SpeechQualitySkipError("silent reference")
+    try:
+        pesq_value = float(pesq.pesq(sample_rate, ref, est, "wb"))
+    except pesq.PesqError as err:
+        raise SpeechQualitySkipError(f"PESQ: {err}") from err
+    si_sdr = float(scale_invariant_signal_distortion_ratio(torch.from_numpy(est), torch.from_numpy(ref)))
+    return {"pesq": pesq_value, "stoi": float(stoi(ref, est, sample_rate, extended=False)), "si_sdr": si_sdr}

@@ -12,7 +12,13 @@ from torch import Tensor, nn
 
 import ser_lightning.models  # noqa: F401  (registers every architecture)
 from ser_lightning.cli import main
-from ser_lightning.models import SERClassificationTask, SERRegressionTask, SERTask, SpectrogramClassifier
+from ser_lightning.models import (
+    SERClassificationTask,
+    SERRegressionTask,
+    SERTask,
+    SpectrogramClassifier,
+    SpeechEnhancer,
+)
 
 from .conftest import CONFIGS
 from .test_cli import run_cli
@@ -133,13 +139,19 @@ def _defaults(cls: type) -> dict[str, Any]:
 )
 def test_architecture_defaults_equal_the_pure_network_defaults(cls: type) -> None:
     """An argument passed on to the network by name has the network's default: the two cannot drift apart."""
-    kwargs = {"num_classes": 4} if issubclass(cls, SERClassificationTask) else {"num_targets": 2}
+    if issubclass(cls, SpeechEnhancer):  # a sibling task (waveforms to waveforms): no classes, no targets
+        kwargs = {}
+    else:
+        kwargs = {"num_classes": 4} if issubclass(cls, SERClassificationTask) else {"num_targets": 2}
     model = cls(**kwargs)
     network_defaults = _defaults(type(model.network))
     task_defaults = _defaults(cls)
     shared = set(network_defaults) & set(task_defaults) - {"num_classes"}
     assert shared, f"{cls.__name__} passes no argument to its network"
     for name in shared:
-        assert task_defaults[name] == network_defaults[name], f"{cls.__name__}.{name} differs from the network's"
-    assert isinstance(model, SERClassificationTask | SERRegressionTask)
+        default = task_defaults[name]
+        if name == "sample_rate" and default is None:  # resolved from the architecture's paper
+            default = cls.default_sample_rate
+        assert default == network_defaults[name], f"{cls.__name__}.{name} differs from the network's"
+    assert isinstance(model, SERClassificationTask | SERRegressionTask | SpeechEnhancer)
     assert torch.is_tensor(next(model.parameters()))

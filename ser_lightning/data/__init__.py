@@ -5,6 +5,7 @@ from ser_lightning.data.corpus import CorpusDataModule
 from ser_lightning.data.crema_d import CREMADDataModule
 from ser_lightning.data.cross_corpus import CrossCorpusDataModule
 from ser_lightning.data.emodb import EMODBDataModule
+from ser_lightning.data.enhancement import EnhancementDataModule
 from ser_lightning.data.enterface import ENTERFACEDataModule
 from ser_lightning.data.generic import ManifestDataModule
 from ser_lightning.data.iemocap import IEMOCAPDataModule
@@ -23,6 +24,7 @@ __all__ = [
     "CrossCorpusDataModule",
     "EMODBDataModule",
     "ENTERFACEDataModule",
+    "EnhancementDataModule",
     "IEMOCAPDataModule",
     "MSPImprovDataModule",
     "ManifestDataModule",

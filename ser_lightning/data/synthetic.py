@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ser_lightning.data.corpus import CorpusDataModule
 from ser_lightning.data.manifest import Utterance, read_manifest_csv
 from ser_lightning.synth import DEFAULT_EMOTIONS, EMOTIONS, ensure_corpus
+
+SER_VOICE_SETS = Literal["en", "de"]
+"""The voice sets an SER corpus may be made of (``babble`` and ``enhance`` talkers are never an SER split)."""
 
 
 class SyntheticDataModule(CorpusDataModule):
@@ -33,7 +36,7 @@ class SyntheticDataModule(CorpusDataModule):
     def __init__(
         self,
         size: Literal["tiny", "default", "large"] = "default",
-        voice_set: Literal["en", "de"] = "en",
+        voice_set: SER_VOICE_SETS = "en",
         emotions: list[str] | None = None,
         corpus_seed: int = 0,
         **kwargs: Any,
@@ -44,6 +47,8 @@ class SyntheticDataModule(CorpusDataModule):
             raise ValueError(f"unknown emotion(s) {unknown}; the synthesiser has {sorted(EMOTIONS)}")
         if len(set(emotions)) != len(emotions) or len(emotions) < 2:
             raise ValueError(f"emotions must be at least two distinct names, got {emotions}")
+        if voice_set not in get_args(SER_VOICE_SETS):  # e.g. the babble or enhancement talkers: never an SER split
+            raise ValueError(f"voice_set must be an SER voice set ({get_args(SER_VOICE_SETS)}), got {voice_set!r}")
         super().__init__(**kwargs)
         self.size = size
         self.voice_set = voice_set

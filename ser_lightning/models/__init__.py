@@ -7,6 +7,8 @@ from ser_lightning.models.cnn_bilstm_mlp import CNNBiLSTMMLP
 from ser_lightning.models.dense_highway import DenseHighway, SpectrogramClassifier
 from ser_lightning.models.emoaugnet import EmoAugNet
 from ser_lightning.models.end_to_end import EndToEndRegressor
+from ser_lightning.models.enhancement import SpeechEnhancer
+from ser_lightning.models.frontends_enhancement import EnhancedFrontEnd
 from ser_lightning.models.rblstm_etransformer import RBLSTMETransformer
 from ser_lightning.models.regression import CCCLoss, SERRegressionTask, masked_ccc
 from ser_lightning.models.svm import OpenSmileSVM
@@ -21,6 +23,7 @@ __all__ = [
     "DenseNetLSTM",
     "EmoAugNet",
     "EndToEndRegressor",
+    "EnhancedFrontEnd",
     "HalveLROnPlateau",
     "OpenSmileSVM",
     "RBLSTMETransformer",
@@ -28,6 +31,7 @@ __all__ = [
     "SERRegressionTask",
     "SERTask",
     "SpectrogramClassifier",
+    "SpeechEnhancer",
     "masked_ccc",
     "mixup",
     "segment_starts",

@@ -13,6 +13,7 @@ and a misspelt one is rejected.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import inspect
 import logging
@@ -28,9 +29,13 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ser_lightning.models.frontends import FrontEnd
+from ser_lightning.models.frontends_enhancement import EnhancedFrontEnd, enhance_frontend
 from ser_lightning.results import run_dir, stop_reason, update_results
 
 log = logging.getLogger(__name__)
+
+_EMBEDDED_ENHANCER: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("enhancer", default=None)
+"""The enhancement stage stored in the SER checkpoint being loaded (so its enhancer file is not needed)."""
 
 
 class HalveLROnPlateau(ReduceLROnPlateau):
@@ -73,6 +78,9 @@ class SERTask(pl.LightningModule, ABC):
             has not improved for 5 epochs).
         sample_rate: sample rate of the input audio (linked from the DataModule by the CLI); default: the
             architecture's (:attr:`default_sample_rate`).
+        enhancer: a trained :class:`~ser_lightning.models.enhancement.SpeechEnhancer` checkpoint to put, frozen,
+            in front of the feature front-end (Triantafyllopoulos et al. 2019; ``configs/frontend/enhancer.yaml``,
+            :mod:`ser_lightning.models.frontends_enhancement`); its weights are stored in this model's checkpoint.
     """
 
     monitor: ClassVar[str] = "val_loss"
@@ -85,6 +93,7 @@ class SERTask(pl.LightningModule, ABC):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable = HalveLROnPlateau,
         sample_rate: int | None = None,
+        enhancer: str | None = None,
     ) -> None:
         super().__init__()
         if sample_rate is not None and sample_rate < 1000:
@@ -97,7 +106,7 @@ class SERTask(pl.LightningModule, ABC):
         self.scheduler_factory = lr_scheduler
         self._test_started = self._test_finished = 0.0
         self.configure_task()
-        self.frontend = self.configure_frontend()
+        self.frontend = self.configure_enhancement(self.configure_frontend())
         self.network = self.configure_network()
         self.configure_losses()
         self.configure_metrics()
@@ -132,7 +141,14 @@ class SERTask(pl.LightningModule, ABC):
             if hasattr(checkpoint_path, "seek"):
                 checkpoint_path.seek(0)
             return target.load_from_checkpoint(checkpoint_path, *args, **kwargs)
-        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        stage = torch.load(checkpoint_path, map_location="cpu", weights_only=True).get("enhancer_stage")
+        if hasattr(checkpoint_path, "seek"):
+            checkpoint_path.seek(0)
+        token = _EMBEDDED_ENHANCER.set(stage)
+        try:
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        finally:
+            _EMBEDDED_ENHANCER.reset(token)
 
     # ------------------------------------------------------------------------------------------ hooks
     def architecture_defaults(self) -> dict[str, Any]:
@@ -149,6 +165,21 @@ class SERTask(pl.LightningModule, ABC):
     @abstractmethod
     def configure_network(self) -> nn.Module:
         """Builds the pure network."""
+
+    def configure_enhancement(self, frontend: FrontEnd) -> FrontEnd:
+        """Puts the frozen enhancer of ``enhancer`` (if given) in front of ``frontend``."""
+        path = self.hparams.get("enhancer")
+        if not path:
+            return frontend
+        stage = enhance_frontend(frontend, path, _EMBEDDED_ENHANCER.get())
+        log.info("frozen enhancement stage %s (sha256 %s) in front of %s", stage.stage_config["checkpoint"],
+                 stage.stage_config["sha256"][:12], type(frontend).__name__)  # fmt: skip
+        return stage
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Stores the enhancement stage's configuration, so the checkpoint loads without the enhancer's file."""
+        if isinstance(self.frontend, EnhancedFrontEnd):
+            checkpoint["enhancer_stage"] = dict(self.frontend.stage_config)
 
     def configure_losses(self) -> None:
         """Sets ``self.criterion``."""

@@ -567,8 +567,59 @@ _BABBLE = VoiceSet(
     description="Babble talkers (Spanish): 8 speakers (4 sessions) whose voices no corpus voice set uses",
 )
 
+# --------------------------------------------------------------------------------------------------------------
+# Enhancement voice set: clean speech for training the speech enhancer, never an SER corpus
+# --------------------------------------------------------------------------------------------------------------
+
+_ENHANCE_SENTENCES: tuple[str, ...] = (
+    "The gardener planted a row of tulips along the fence.",
+    "Our flight leaves from the second terminal at noon.",
+    "Please return the ladder to the shed behind the garage.",
+    "The museum opens its new wing next month.",
+    "A small boat was tied to the end of the pier.",
+    "He painted the kitchen walls a pale shade of green.",
+    "The recipe needs two cups of flour and some butter.",
+    "Most of the shops close early on public holidays.",
+    "She keeps her bicycle in the hallway during winter.",
+    "The printer on the third floor is out of paper.",
+)
+
+# English talkers whose eSpeak variants no other voice set uses, reading sentences no SER corpus reads: the
+# enhancer never hears a voice or a sentence of the corpora it is evaluated in front of (as the SER corpora of
+# Triantafyllopoulos et al. 2019 were never seen by their enhancer). SyntheticDataModule cannot select it.
+_ENHANCE_SPEAKER_TABLE: tuple[tuple, ...] = (
+    ("enspk01", "F", "enses01", "en-us", "iven", 5.0, 170, 56, 0.8, 0, 0.02, 0.10, 0.05, 2, 2),
+    ("enspk02", "M", "enses01", "en-gb-x-rp", "Gene", -1.0, 166, 50, -1.7, 0, -0.01, 0.00, 0.00, 2, 2),
+    ("enspk03", "F", "enses02", "en-gb-scotland", "iven2", 6.0, 178, 60, 2.5, 0, 0.01, 0.15, 0.00, 2, 3),
+    ("enspk04", "M", "enses02", "en-029", "Hugo", 0.5, 160, 48, 0.0, 1, -0.02, -0.10, 0.05, 3, 2),
+    ("enspk05", "F", "enses03", "en", "iven3", 4.0, 174, 58, -2.5, 0, 0.00, 0.05, 0.10, 1, 2),
+    ("enspk06", "M", "enses03", "en-us-nyc", "Lee", -0.5, 182, 54, 1.7, 0, 0.02, 0.05, 0.00, 2, 2),
+    ("enspk07", "F", "enses04", "en-gb-x-gbclan", "iven4", 5.5, 168, 52, -0.8, 0, -0.01, -0.05, 0.05, 2, 2),
+    ("enspk08", "M", "enses04", "en-us", "Mario", -1.5, 172, 50, 3.4, 0, -0.02, 0.00, 0.00, 3, 2),
+    ("enspk09", "F", "enses05", "en-gb-x-gbcwmd", "Nguyen", 3.0, 176, 62, 0.0, 0, 0.01, 0.10, 0.05, 2, 3),
+    ("enspk10", "M", "enses05", "en-gb-x-rp", "john", 1.0, 164, 46, -3.4, 1, -0.01, -0.15, 0.00, 2, 2),
+    ("enspk11", "F", "enses06", "en-029", "Gene2", 4.5, 180, 56, 1.7, 0, 0.02, 0.05, 0.00, 2, 2),
+    ("enspk12", "M", "enses06", "en-us-nyc", "paul", 0.0, 170, 52, -1.7, 0, 0.00, 0.10, 0.05, 2, 4),
+)
+
+_ENHANCE_SESSION_NOISE_DB: dict[str, float] = {
+    f"enses{i + 1:02d}": v for i, v in enumerate((-70, -66, -72, -68, -71, -67))
+}
+
+_ENHANCE = VoiceSet(
+    name="enhance",
+    language="en",
+    speakers=_speakers(_ENHANCE_SPEAKER_TABLE, _ENHANCE_SESSION_NOISE_DB),
+    sentences=_ENHANCE_SENTENCES,
+    sizes={
+        "tiny": CorpusSize("tiny", n_speakers=6, n_sentences=3),
+        "default": CorpusSize("default", n_speakers=12, n_sentences=10),
+    },
+    description="Enhancement-training talkers (English): 12 speakers (6 sessions) whose voices no SER voice set uses",
+)
+
 #: All voice sets, by name.
-VOICE_SETS: dict[str, VoiceSet] = {_EN.name: _EN, _DE.name: _DE, _BABBLE.name: _BABBLE}
+VOICE_SETS: dict[str, VoiceSet] = {_EN.name: _EN, _DE.name: _DE, _BABBLE.name: _BABBLE, _ENHANCE.name: _ENHANCE}
 
 #: Sizes of the default (``en``) voice set, by name.
 SIZES: dict[str, CorpusSize] = dict(_EN.sizes)
