@@ -76,22 +76,28 @@ def bootstrap_interval(values: list[float], seed: int = BOOTSTRAP_SEED) -> dict[
     """
     if len(values) < 2:
         return None
+    return _percentile_bootstrap((np.asarray(values, dtype=float),), np.mean, "folds", seed)
+
+
+def _percentile_bootstrap(data: tuple, statistic: Any, over: str, seed: int, **options: Any) -> dict[str, Any]:
+    """``scipy.stats.bootstrap`` (percentile, :data:`BOOTSTRAP_RESAMPLES` resamples, 95 %) as the card's interval."""
     from scipy.stats import bootstrap
 
     result = bootstrap(
-        (np.asarray(values, dtype=float),),
-        np.mean,
+        data,
+        statistic,
         n_resamples=BOOTSTRAP_RESAMPLES,
         confidence_level=CONFIDENCE,
         method="percentile",
         rng=np.random.default_rng(seed),
+        **options,
     )
     low, high = result.confidence_interval
     return {
         "low": float(low),
         "high": float(high),
-        "n": len(values),
-        "method": f"percentile bootstrap over folds, {BOOTSTRAP_RESAMPLES} resamples, seed {seed}",
+        "n": len(data[0]),
+        "method": f"percentile bootstrap over {over}, {BOOTSTRAP_RESAMPLES} resamples, seed {seed}",
     }
 
 
@@ -156,7 +162,6 @@ def utterance_bootstrap(labels: np.ndarray, predicted: np.ndarray, num_classes: 
         ``{"low", "high", "n", "method"}``.
     """
     import torch
-    from scipy.stats import bootstrap
 
     from ser_lightning.metrics import unweighted_accuracy
 
@@ -169,25 +174,10 @@ def utterance_bootstrap(labels: np.ndarray, predicted: np.ndarray, num_classes: 
         matrices = counts.reshape(*codes.shape[:-1], num_classes, num_classes)
         return unweighted_accuracy(torch.as_tensor(matrices)).numpy()
 
-    result = bootstrap(
-        (labels, predicted),
-        ua,
-        paired=True,
-        vectorized=True,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        batch=max(1, 4_000_000 // max(len(labels), 1)),
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        rng=np.random.default_rng(BOOTSTRAP_SEED),
+    batch = max(1, 4_000_000 // max(len(labels), 1))  # resamples per vectorised call: bounded memory
+    return _percentile_bootstrap(
+        (labels, predicted), ua, "the pooled utterances", BOOTSTRAP_SEED, paired=True, vectorized=True, batch=batch
     )
-    low, high = result.confidence_interval
-    return {
-        "low": float(low),
-        "high": float(high),
-        "n": len(labels),
-        "method": f"percentile bootstrap over the pooled utterances, {BOOTSTRAP_RESAMPLES} resamples, "
-        f"seed {BOOTSTRAP_SEED}",
-    }
 
 
 def pooled_predictions(cells: list[dict[str, Any]]) -> dict[str, Any] | None:
