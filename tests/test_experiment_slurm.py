@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -97,6 +98,7 @@ def test_sbatch_script_and_plan_round_trip(tmp_path: Path) -> None:
         "#SBATCH --constraint=a100",
         f"#SBATCH --output={plan.directory / 'slurm' / '%A_%a.out'}",
         "module load cuda",
+        'export OMP_NUM_THREADS="${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"',
         f"cd {tmp_path}",
     ):
         assert line in lines, line
@@ -209,11 +211,25 @@ def _card_figures(directory: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def local_reference(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path) -> tuple[list[str], Path]:
-    """The tiny experiment run by the local executor: the figures the SLURM runs must match."""
+    """The tiny experiment run by the local executor: the figures the SLURM runs must match.
+
+    With one intra-op thread, as each SLURM task of these tests gets (``--cpus-per-task 1``: the task script sets
+    ``OMP_NUM_THREADS`` from ``SLURM_CPUS_PER_TASK``): PyTorch's CPU results are bit-identical only at equal thread
+    counts.
+    """
     tmp = tmp_path_factory.mktemp("local_ref")
     args = ["--data", TINY, "--data.init_args.root", str(tiny_corpus.parent), *FAST]
     spec = write_spec(tmp, args)
-    assert main(["run", str(spec)]) == 0
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})  # the local executor's cells inherit it
+    try:
+        assert main(["run", str(spec)]) == 0
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return args, tmp / "runs" / "demo"
 
 

@@ -206,6 +206,9 @@ def sbatch_script(plan: Plan, indices: list[int], options: SlurmOptions, workdir
         f"cd {shlex.quote(str(workdir or Path.cwd()))}",
         *options.setup,
         "export PYTHONUNBUFFERED=1",
+        "# One intra-op thread per CPU SLURM gave the task (unless set): tasks sharing a node do not oversubscribe it.",
+        'export OMP_NUM_THREADS="${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"',
+        'export MKL_NUM_THREADS="${MKL_NUM_THREADS:-$OMP_NUM_THREADS}"',
         f"exec {quoted}",
         "",
     ]
