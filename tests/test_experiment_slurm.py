@@ -7,6 +7,7 @@ socket all live in a temporary folder; the daemons are stopped by their pid file
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -220,17 +221,24 @@ def local_reference(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path)
     tmp = tmp_path_factory.mktemp("local_ref")
     args = ["--data", TINY, "--data.init_args.root", str(tiny_corpus.parent), *FAST]
     spec = write_spec(tmp, args)
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})  # the local executor's cells inherit it
-    try:
+    with one_thread():
         assert main(["run", str(spec)]) == 0
+    return args, tmp / "runs" / "demo"
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Local cells (which inherit the environment) with one intra-op thread, as each SLURM task of these tests."""
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    try:
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return args, tmp / "runs" / "demo"
 
 
 def test_slurm_array_matches_local_run(
@@ -275,7 +283,8 @@ def test_requeued_task_resumes_and_matches_local_run(
     spec = write_spec(tmp_path, [*args, "--trainer.max_epochs", "6"], seeds=[0])
     (tmp_path / "ref4").mkdir()
     local_spec = write_spec(tmp_path / "ref4", [*args, "--trainer.max_epochs", "6"], seeds=[0])
-    assert main(["run", str(local_spec)]) == 0
+    with one_thread():
+        assert main(["run", str(local_spec)]) == 0
     assert main(["run", str(spec), "--executor", "slurm"]) == 0
     directory = tmp_path / "runs" / "demo"
     cell = directory / "baseline" / "fold0-seed0"
