@@ -182,8 +182,14 @@ def speech_quality(reference: np.ndarray, estimate: np.ndarray, sample_rate: int
     Raises:
         SpeechQualitySkipError: the reference is silent, too short (PESQ needs 0.25 s) or PESQ finds no utterance.
     """
-    import pesq
-    from pystoi import stoi
+    try:
+        import pesq
+        from pystoi import stoi
+    except ImportError as err:
+        raise ImportError(
+            f"speech-quality measures need the packages pesq and pystoi ({err}): "
+            "pip install 'ser_lightning[enhancement]'"
+        ) from err
     from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
 
     if sample_rate != 16000:
