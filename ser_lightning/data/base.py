@@ -37,6 +37,7 @@ from ser_lightning.data.cache import (
     write_manifest_cache,
 )
 from ser_lightning.data.dataset import ItemFeatures, UtteranceDataset, collate_utterances
+from ser_lightning.data.derived import DerivedAudio, apply_derived, check_splits
 from ser_lightning.data.manifest import ParseReport, Utterance, count_by, unique
 from ser_lightning.data.sampling import ClassBalancedSampler, EpochSampler, SkippingDataLoader
 from ser_lightning.data.splits import Split
@@ -95,6 +96,10 @@ class SERDataModule(LightningDataModule, ABC):
         vad_mode: WebRTC VAD aggressiveness 0-3: trim non-speech from every utterance of every split (Pankratz et al.;
             :class:`~ser_lightning.augment.vad.VoiceActivityTrimmer`, before augmentation and cropping);
             ``None``: off.
+        derived: read the training and validation audio (or the splits it names) from a derived copy of the corpus,
+            e.g. noisy at a fixed SNR or enhanced (``ser_lightning.models.derive.DerivedCorpus``; the matched
+            conditions of Triantafyllopoulos et al. 2019). The split is made on the source corpus; the test split
+            stays clean unless named. Stamped into the hyperparameters and ``results.json``.
     """
 
     corpus_name: str = "corpus"
@@ -120,6 +125,7 @@ class SERDataModule(LightningDataModule, ABC):
         augmentation: WaveformAugmentation | None = None,
         vad_mode: int | None = None,
         min_seconds: float = MIN_SECONDS,
+        derived: DerivedAudio | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
@@ -139,9 +145,17 @@ class SERDataModule(LightningDataModule, ABC):
             )
         if vad_mode is not None and (isinstance(vad_mode, bool) or vad_mode not in (0, 1, 2, 3)):
             raise ValueError(f"vad_mode must be None (off) or a WebRTC VAD aggressiveness 0-3, got {vad_mode!r}")
-        # The augmentation is logged by its repr (an object does not belong in hparams.yaml).
-        self.save_hyperparameters(ignore=["augmentation"])
-        self.save_hyperparameters({**self.hparams, "augmentation": augmentation_stamp(augmentation)})
+        if derived is not None:
+            if not isinstance(derived, DerivedAudio):
+                raise ValueError(
+                    f"derived must be a DerivedAudio (e.g. ser_lightning.models.derive.DerivedCorpus), got "
+                    f"{type(derived).__name__} {derived!r}"
+                )
+            check_splits(derived.splits)
+        # The augmentation and derivation are logged by their descriptions (objects do not belong in hparams.yaml).
+        self.save_hyperparameters(ignore=["augmentation", "derived"])
+        self.save_hyperparameters({**self.hparams, "augmentation": augmentation_stamp(augmentation),
+                                   "derived": None if derived is None else derived.describe()})  # fmt: skip
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -155,6 +169,7 @@ class SERDataModule(LightningDataModule, ABC):
         self.augmentation = augmentation
         self.vad_mode = vad_mode
         self.min_seconds = min_seconds
+        self.derived = derived
         self.skipped: list[dict[str, str]] = []
         self.quiet: list[dict[str, object]] = []
         """Near-silent files that were kept: ``{"path", "peak_dbfs"}``."""
@@ -162,6 +177,8 @@ class SERDataModule(LightningDataModule, ABC):
         self.split: Split | None = None
         self.datasets: dict[str, Dataset] = {}
         self.item_features: ItemFeatures | None = None
+        self.keep_all_training = False
+        """Whether the training loader keeps a last partial batch (set by :meth:`use_item_features`)."""
         self.class_balanced = False
 
     # ----------------------------------------------------------------------------------------- subclass API
@@ -279,9 +296,11 @@ class SERDataModule(LightningDataModule, ABC):
         training loader then keeps every utterance (no ``drop_last``): such a model is fitted on all of them.
 
         Args:
-            features: the per-item extractor (:class:`~ser_lightning.data.dataset.ItemFeatures`), or ``None``.
+            features: the per-item extractor (:class:`~ser_lightning.data.dataset.ItemFeatures`), or ``None`` (the
+                model extracts its features itself, e.g. after an enhancement stage; every item is still kept).
         """
         self.item_features = features
+        self.keep_all_training = True
         for dataset in self.datasets.values():
             if hasattr(dataset, "item_features"):
                 dataset.item_features = features
@@ -370,6 +389,11 @@ class SERDataModule(LightningDataModule, ABC):
         """Loads the manifest, makes the split, checks it for leakage, and builds the datasets."""
         if self.split is None:
             self.split = self.build_split()
+            if self.derived is not None:
+                paths = self.derived.paths(self)
+                self.split = apply_derived(self.split, paths, self.derived.splits, self.skip)
+                log.info("%s: the %s split(s) read derived audio (%s)", self.corpus_name,
+                         "/".join(self.derived.splits), self.derived.describe().get("folder"))  # fmt: skip
             stamp = self.describe()
             split_stamp = {
                 k: stamp[k]
@@ -444,6 +468,7 @@ class SERDataModule(LightningDataModule, ABC):
             "audio_checks": {"min_seconds": self.min_seconds, "silent_at_or_below_dbfs": SILENCE_DBFS},
             "dropped_labels": dict(getattr(self, "dropped", {}) or {}),
             "augmentation": augmentation_stamp(self.augmentation),
+            "derived": None if self.derived is None else self.derived.describe(),
             "vad_mode": self.vad_mode,
             "seeds": self.seeds(),
         }
@@ -511,7 +536,7 @@ class SERDataModule(LightningDataModule, ABC):
             sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=self.collate_fn,
-            drop_last=training and len(dataset) > self.batch_size and self.item_features is None,
+            drop_last=training and len(dataset) > self.batch_size and not self.keep_all_training,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             # Its own generator: creating an iterator draws the workers' base seed from it, not the global RNG.

@@ -2,17 +2,27 @@ r"""Offline derivation of a corpus: noise at a fixed SNR, optionally enhanced, c
 
 For the matched / mismatched / multi-SNR conditions of Triantafyllopoulos et al. (2019, §4): every utterance of
 a corpus DataModule is mixed (:func:`~ser_lightning.augment.mixing.mix_at_snr`) with noise of one part of a noise
-bank at one SNR, and, for ``output="enhanced"``, passed through a trained enhancer
+bank at one SNR (or at an SNR drawn uniformly per utterance from a range: the multi-SNR condition), and, for
+``output="enhanced"``, passed through a trained enhancer
 (:class:`~ser_lightning.models.enhancement.SpeechEnhancer` checkpoint). The result is a folder of WAV files and a
 ``manifest.csv`` (``path,label,speaker,session,sentence,duration,utt_id`` plus ``source_path``, ``noise``,
 ``snr_db``) that :class:`~ser_lightning.data.ManifestDataModule` reads with the source corpus' speakers and
 sessions, so its protocols split it exactly as the source.
 
-The folder is ``<cache>/derived/<corpus>-<output>-snr<k>-<key>``: the key hashes the corpus (every utterance id
-and audio checksum, the sample rate), the noise bank (class, settings, part, categories), the SNR, the seed, the
-output and the enhancer checkpoint's SHA-256. A second call with the same inputs reuses the folder; each
-utterance's noise draw is seeded by ``(seed, utt_id)``, so the noisy audio of ``noisy`` and ``enhanced``
-derivations is the same mixture.
+The folder is ``<cache>/derived/<corpus>-<output>-snr<k>-<key>`` (``snr<lo>to<hi>`` for a range): the key hashes the
+corpus (every utterance id and audio checksum, the sample rate), the noise bank (class, settings, part, categories),
+the SNR, the seed, the output and the enhancer checkpoint's SHA-256. A second call with the same inputs reuses the
+folder; each utterance's noise draw is seeded by ``(seed, utt_id)``, so the noisy audio of ``noisy`` and
+``enhanced`` derivations is the same mixture. Processes deriving the same folder at once (cells of an experiment)
+take turns on a file lock; the second finds the first's folder.
+
+:class:`DerivedCorpus` is the :class:`~ser_lightning.data.derived.DerivedAudio` that a DataModule's ``derived``
+argument takes: its training and validation splits then read the derived audio (Triantafyllopoulos et al. 2019:
+matched and multi-SNR training on noisy or enhanced audio made once, not re-enhanced per epoch)::
+
+    --data.init_args.derived.class_path ser_lightning.models.derive.DerivedCorpus
+    --data.init_args.derived.init_args.snr_db 0 --data.init_args.derived.init_args.output enhanced
+    --data.init_args.derived.init_args.enhancer runs/enhancement_cpu/version_0/checkpoints/last.ckpt
 
 Command line (jsonargparse)::
 
@@ -27,23 +37,29 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import shutil
 import zlib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
 import torch
+from filelock import FileLock
 
 from ser_lightning.audio import cache_root, read_audio
 from ser_lightning.augment.mixing import mix_at_snr
 from ser_lightning.augment.noise import NoiseBank, ProceduralNoiseBank
 from ser_lightning.augment.parts import NoisePart
 from ser_lightning.data.base import SERDataModule
+from ser_lightning.data.derived import DerivedAudio, check_splits
 from ser_lightning.models.frontends_enhancement import load_enhancer
 
 log = logging.getLogger(__name__)
+
+SNR = float | tuple[float, float]
+"""One SNR in dB, or a ``(low, high)`` range drawn from uniformly per utterance."""
 
 DERIVED_VERSION = 1
 """Bumped when the derivation changes what it writes."""
@@ -54,7 +70,7 @@ def derivation_key(
     data: SERDataModule,
     bank: NoiseBank,
     categories: list[str],
-    snr_db: float,
+    snr_db: SNR,
     seed: int,
     output: str,
     enhancer_sha256: str | None,
@@ -68,7 +84,7 @@ def derivation_key(
         "sample_rate": data.sample_rate,
         "records": records,
         "bank": [type(bank).__qualname__, settings, bank.effective_part, categories],
-        "snr_db": float(snr_db),
+        "snr_db": [float(x) for x in snr_db] if isinstance(snr_db, tuple) else float(snr_db),
         "seed": int(seed),
         "output": output,
         "enhancer": enhancer_sha256,
@@ -76,9 +92,29 @@ def derivation_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def snr_range(snr_db: SNR | list[float]) -> SNR:
+    """``snr_db`` checked: a finite number, or a ``(low, high)`` pair with ``low <= high`` (equal ends: one SNR)."""
+    if isinstance(snr_db, list | tuple):
+        if len(snr_db) != 2:
+            raise ValueError(f"snr_db must be one SNR or a [low, high] range, got {list(snr_db)}")
+        low, high = (float(x) for x in snr_db)
+        if not (np.isfinite(low) and np.isfinite(high)) or low > high:
+            raise ValueError(f"snr_db range must be finite with low <= high, got {list(snr_db)}")
+        return low if low == high else (low, high)
+    value = float(snr_db)
+    if not np.isfinite(value):
+        raise ValueError(f"snr_db must be finite, got {snr_db!r}")
+    return value
+
+
+def snr_text(snr_db: SNR) -> str:
+    """The SNR part of a derived folder's name: ``snr0``, ``snr-5``, ``snr-5to20``."""
+    return f"snr{snr_db[0]:g}to{snr_db[1]:g}" if isinstance(snr_db, tuple) else f"snr{snr_db:g}"
+
+
 def derive_corpus(
     data: SERDataModule,
-    snr_db: float,
+    snr_db: SNR | list[float],
     part: NoisePart = "train",
     noise: NoiseBank | None = None,
     categories: list[str] | None = None,
@@ -91,7 +127,8 @@ def derive_corpus(
 
     Args:
         data: the source corpus (any toolkit DataModule; all its checked utterances are derived).
-        snr_db: the SNR of every mixture.
+        snr_db: the SNR of every mixture, or a ``[low, high]`` range: each utterance's SNR drawn uniformly from it
+            (seeded by the utterance, stored per row in the manifest).
         part: the noise bank's part (``train`` for training material, ``eval`` for held-out test noise).
         noise: the noise bank (default: the procedural bank).
         categories: noise categories, one drawn per utterance (default: every category of the part).
@@ -103,6 +140,7 @@ def derive_corpus(
     Returns:
         The path of the derived corpus' ``manifest.csv`` (read it with ``ManifestDataModule``).
     """
+    snr_db = snr_range(snr_db)
     if output == "enhanced" and not enhancer:
         raise ValueError("output='enhanced' needs `enhancer`, a SpeechEnhancer checkpoint")
     if output == "noisy" and enhancer:
@@ -116,12 +154,35 @@ def derive_corpus(
     if model is not None and model.sample_rate != data.sample_rate:
         raise ValueError(f"{enhancer}: the enhancer works at {model.sample_rate} Hz, the data at {data.sample_rate}")
     key = derivation_key(data, bank, categories, snr_db, seed, output, config.get("sha256"))
-    folder = Path(cache_dir or cache_root()) / "derived" / f"{data.corpus_name}-{output}-snr{snr_db:g}-{key}"
+    folder = Path(cache_dir or cache_root()) / "derived" / f"{data.corpus_name}-{output}-{snr_text(snr_db)}-{key}"
     manifest = folder / "manifest.csv"
     if manifest.is_file():
         log.info("derived corpus %s is cached", folder)
         return manifest
-    tmp = folder.with_name(folder.name + ".tmp")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if manifest.is_file():  # derived by another process while this one waited
+            log.info("derived corpus %s was written by another process", folder)
+            return manifest
+        _write_derived(data, folder, bank, categories, snr_db, seed, output, model, config, key, part)
+    return manifest
+
+
+def _write_derived(
+    data: SERDataModule,
+    folder: Path,
+    bank: NoiseBank,
+    categories: list[str],
+    snr_db: SNR,
+    seed: int,
+    output: str,
+    model: Any,
+    config: dict[str, Any],
+    key: str,
+    part: str,
+) -> None:
+    """Writes the derived corpus into ``folder`` (via a temporary sibling, renamed when complete)."""
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "audio").mkdir(parents=True)
     rows, rate = [], data.sample_rate
@@ -129,8 +190,9 @@ def derive_corpus(
         clean = read_audio(record.path, rate)
         rng = np.random.default_rng([int(seed), zlib.crc32(record.utt_id.encode())])
         category = categories[int(rng.integers(len(categories)))]
+        snr = float(rng.uniform(*snr_db)) if isinstance(snr_db, tuple) else snr_db
         try:
-            mixed = mix_at_snr(clean, bank.sample(category, clean.size, rate, rng), snr_db, rng)
+            mixed = mix_at_snr(clean, bank.sample(category, clean.size, rate, rng), snr, rng)
         except ValueError as err:
             log.warning("skipping %s in the derived corpus: %s", record.path, err)
             continue
@@ -141,20 +203,92 @@ def derive_corpus(
         sf.write(tmp / name, mixed, rate, subtype="FLOAT")
         rows.append({"path": name, "label": record.label, "speaker": record.speaker, "session": record.session,
                      "sentence": record.sentence, "duration": f"{mixed.size / rate:.4f}", "utt_id": record.utt_id,
-                     "source_path": record.path, "noise": category, "snr_db": f"{snr_db:g}"})  # fmt: skip
+                     "source_path": record.path, "noise": category, "snr_db": f"{snr:.4g}"})  # fmt: skip
     with (tmp / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    stamp = {"corpus": data.corpus_name, "output": output, "snr_db": snr_db, "part": part, "categories": categories,
+    stamp = {"corpus": data.corpus_name, "output": output,
+             "snr_db": list(snr_db) if isinstance(snr_db, tuple) else snr_db, "part": part, "categories": categories,
              "seed": seed, "enhancer": config or None, "utterances": len(rows), "key": key}  # fmt: skip
     (tmp / "derivation.json").write_text(json.dumps(stamp, indent=2))
     if folder.exists():  # written meanwhile by another process: keep theirs
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         tmp.rename(folder)
-    log.info("derived %d utterances (%s, %g dB, %s noise) into %s", len(rows), output, snr_db, part, folder)
-    return manifest
+    log.info("derived %d utterances (%s, %s, %s noise) into %s", len(rows), output, snr_text(snr_db), part, folder)
+
+
+class DerivedCorpus(DerivedAudio):
+    """A DataModule's training (and validation) audio from :func:`derive_corpus`: noisy at an SNR, or enhanced.
+
+    Give it as a DataModule's ``derived`` argument: the split is made on the source corpus, then the named splits
+    read the derived files (made once into the cache, then reused by every fold, seed and variant). The
+    conditions of Triantafyllopoulos et al. 2019 (§4): ``output: noisy`` with a fixed ``snr_db`` is matched noisy
+    training, ``output: enhanced`` (with the enhancer) matched enhanced training, and a ``[low, high]`` range the
+    multi-SNR (unknown SNR) training. Noise comes from the bank's ``train`` part by default, disjoint from the
+    ``eval`` part that ``NoiseRobustness`` tests on.
+
+    Args:
+        snr_db: the SNR in dB, or a ``[low, high]`` range drawn from uniformly per utterance.
+        part: the noise bank's part (``train``: training material).
+        noise: the noise bank (default: the procedural bank).
+        categories: the noise categories, one drawn per utterance (default: every category of the part).
+        output: ``noisy`` (the mixtures) or ``enhanced`` (the mixtures through ``enhancer``).
+        enhancer: a SpeechEnhancer checkpoint (for ``output: enhanced``).
+        seed: seed of the noise draws.
+        cache_dir: the cache root (default: :func:`ser_lightning.audio.cache_root`).
+        splits: the splits that read derived audio (default ``train`` and ``val``; the test split stays clean for
+            the test-time noise callbacks).
+    """
+
+    def __init__(
+        self,
+        snr_db: float | tuple[float, float],
+        part: NoisePart = "train",
+        noise: NoiseBank | None = None,
+        categories: list[str] | None = None,
+        output: Literal["noisy", "enhanced"] = "noisy",
+        enhancer: str | None = None,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        splits: tuple[Literal["train", "val", "test"], ...] = ("train", "val"),
+    ) -> None:
+        self.snr_db = snr_range(snr_db)
+        if output == "enhanced" and not enhancer:
+            raise ValueError("DerivedCorpus(output='enhanced') needs `enhancer`, a SpeechEnhancer checkpoint")
+        if output == "noisy" and enhancer:
+            raise ValueError("DerivedCorpus got an enhancer but output='noisy'; set output='enhanced' to use it")
+        if enhancer and not Path(enhancer).expanduser().is_file():
+            raise FileNotFoundError(
+                f"enhancer checkpoint {enhancer} does not exist (train one: python -m ser_lightning fit --config "
+                "configs/enhancement_cpu.yaml)"
+            )
+        self.part, self.output, self.enhancer, self.seed, self.cache_dir = part, output, enhancer, int(seed), cache_dir
+        self.noise_bank = (noise if noise is not None else ProceduralNoiseBank()).with_part(part)
+        self.noise_part = self.noise_bank.effective_part
+        self.noise_categories = list(categories) if categories else list(self.noise_bank.categories)
+        self.splits = check_splits(splits)
+        self.folder: Path | None = None
+
+    def paths(self, data: SERDataModule) -> dict[str, str]:
+        """Derives (or finds) the corpus of ``data`` and maps each utterance id to its derived file."""
+        manifest = derive_corpus(data, self.snr_db, self.part, self.noise_bank, self.noise_categories, self.output,
+                                 self.enhancer, self.seed, self.cache_dir)  # fmt: skip
+        self.folder = manifest.parent
+        with manifest.open(newline="", encoding="utf-8") as handle:
+            return {row["utt_id"]: str(self.folder / row["path"]) for row in csv.DictReader(handle)}
+
+    def describe(self) -> dict[str, Any]:
+        """The settings (and, once derived, the cache folder)."""
+        snr = list(self.snr_db) if isinstance(self.snr_db, tuple) else self.snr_db
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "snr_db": snr, "part": self.noise_part,
+                "categories": self.noise_categories, "bank": type(self.noise_bank).__qualname__,
+                "output": self.output, "enhancer": self.enhancer, "seed": self.seed, "splits": list(self.splits),
+                "folder": None if self.folder is None else str(self.folder)}  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"DerivedCorpus({self.describe()})"
 
 
 def main(args: list[str] | None = None) -> None:
