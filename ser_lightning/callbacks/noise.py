@@ -41,6 +41,7 @@ from ser_lightning.augment.recipes import Recipe
 from ser_lightning.augment.transforms import BankNoise, Chain, OneOf, PeakScaledGaussianNoise
 from ser_lightning.callbacks.test_cache import CachedBatch, TestSetRobustness
 from ser_lightning.metrics import METRIC_NAMES
+from ser_lightning.models.frontends_enhancement import EnhancedFrontEnd, enhance_waveforms, load_enhancer
 from ser_lightning.results import log_figure
 
 log = logging.getLogger(__name__)
@@ -179,11 +180,16 @@ def noise_stamp(category: str, bank: NoiseBank, sources: Sequence[TrainingNoise]
 
 
 def _read_training_noise(trainer: pl.Trainer) -> list[TrainingNoise] | None:
-    """The training noise of the run's datamodule, or ``None`` when it cannot be read."""
+    """The run's training noise (augmentation and derived training audio), or ``None`` when it cannot be read."""
     datamodule = getattr(trainer, "datamodule", None)
     if datamodule is None or not hasattr(datamodule, "augmentation"):
         return None
-    return training_noise(datamodule.augmentation)
+    found = training_noise(datamodule.augmentation)
+    derived = getattr(datamodule, "derived", None)
+    if derived is not None and derived.noise_bank is not None and "train" in derived.splits:
+        found.append(TrainingNoise(type(derived).__name__, list(derived.noise_categories), derived.noise_bank,
+                                   derived.noise_part))  # fmt: skip
+    return found
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -219,6 +225,15 @@ class NoiseRobustness(TestSetRobustness):
     UA-versus-SNR plot ``noise_robustness.png`` (also sent to TensorBoard / W&B) into the run directory and the
     table into ``results.json`` under ``noise_robustness``; every row carries its ``stamp``.
 
+    With ``enhancer`` (a trained :class:`~ser_lightning.models.enhancement.SpeechEnhancer` checkpoint) every noisy
+    input — and the clean row's input — goes through that frozen enhancer before the model: enhancement at test
+    time only, the "enhanced" columns of Triantafyllopoulos et al. 2019 (§4, mismatched: trained clean, tested on
+    enhanced noisy audio). Its keys and files say so: ``test_ua_enhanced_noise_snr<k>db``,
+    ``noise_robustness_enhanced`` (CSV, JSON, PNG and the ``results.json`` entry), whose summary names the
+    enhancer's checkpoint and SHA-256. A
+    run may carry both callbacks (noisy and enhanced tables from one trained model). A model that already has an
+    enhancement stage in its front-end is refused (it would be enhanced twice).
+
     Five DEMAND environments as in Latif et al. (2020): ``bank=FolderNoiseBank(root=..., layout="demand")``
     with ``categories=["DKITCHEN", "NPARK", "PSTATION", "STRAFFIC", "PCAFETER"]`` and either ``part="all"``
     (when training uses no DEMAND noise) or ``eval_units`` naming them (the others are the ``train`` part).
@@ -231,6 +246,7 @@ class NoiseRobustness(TestSetRobustness):
         seed: seed of the noise draws.
         part: the bank's part to evaluate on (default: the bank's own part when it was built with one, else
             ``"eval"``); ``"train"`` or ``"all"`` can overlap the training noise, and the stamps say so.
+        enhancer: a SpeechEnhancer checkpoint to enhance the test inputs with (see above); ``None``: noisy inputs.
     """
 
     name = "noise_robustness"
@@ -242,8 +258,16 @@ class NoiseRobustness(TestSetRobustness):
         snr_db: Sequence[float] = (0.0, 10.0, 20.0),
         seed: int = 0,
         part: NoisePart | None = None,
+        enhancer: str | None = None,
     ) -> None:
         super().__init__()
+        self.enhancer: Any = None
+        self.enhancer_config: dict[str, Any] | None = None
+        if enhancer:
+            self.enhancer, self.enhancer_config = load_enhancer(enhancer)
+            self.name = f"{type(self).name}_enhanced"
+        self.infix = "enhanced_" if enhancer else ""
+        """Inserted after the metric in every logged key (``test_ua_enhanced_noise_snr0db``)."""
         bank = bank if bank is not None else ProceduralNoiseBank()
         self.part = resolve_part(part, bank, "eval", "NoiseRobustness")
         self.bank = bank.with_part(self.part)
@@ -267,6 +291,31 @@ class NoiseRobustness(TestSetRobustness):
         if len(set(self.snr_db)) != len(self.snr_db):
             raise ValueError(f"snr_db has duplicates: {list(snr_db)}")
         self.seed = int(seed)
+
+    def check_enhancement(self, pl_module: pl.LightningModule, sample_rate: int) -> None:
+        """Refuses a double enhancement and an enhancer of another sample rate."""
+        if self.enhancer is None:
+            return
+        if isinstance(getattr(pl_module, "frontend", None), EnhancedFrontEnd):
+            raise ValueError(
+                f"{type(self).__name__}(enhancer={self.enhancer_config['checkpoint']}): the model already has an "
+                "enhancement stage in its front-end; its inputs would be enhanced twice. Drop one of the two."
+            )
+        if int(self.enhancer.sample_rate) != sample_rate:
+            raise ValueError(f"{type(self).__name__}: the enhancer {self.enhancer_config['checkpoint']} works at "
+                             f"{self.enhancer.sample_rate} Hz, the model at {sample_rate} Hz")  # fmt: skip
+
+    def model_input(self, waveform: Tensor, lengths: Tensor, device: torch.device) -> Tensor:
+        """What the model is given for a (noisy) batch: the batch, or the batch enhanced (``enhancer``)."""
+        if self.enhancer is None:
+            return waveform
+        self.enhancer.to(device)
+        with torch.no_grad():
+            return enhance_waveforms(self.enhancer, waveform.to(device), lengths.to(device))
+
+    def key(self, metric: str, tag: str) -> str:
+        """A logged metric's name: ``test_<metric>_[enhanced_]<tag>``."""
+        return f"test_{metric}_{self.infix}{tag}"
 
     def noise_for(self, utt_id: str, category: str, num_samples: int, sample_rate: int) -> np.ndarray:
         """The noise an utterance gets for a category (the same at every SNR, for every model and batching).
@@ -325,13 +374,18 @@ class NoiseRobustness(TestSetRobustness):
         if rate is None:
             datamodule = getattr(trainer, "datamodule", None)
             rate = int(getattr(datamodule, "sample_rate", 16000))
+        self.check_enhancement(pl_module, rate)
         clean = self.new_metrics(pl_module)
         cells = {(c, s): self.new_metrics(pl_module) for c in self.categories for s in self.snr_db}
         silent = 0
         noise_seconds = model_seconds = 0.0
         for batch in batches:
             labels = batch.labels.to(device)
-            clean.update(self.clean_probs(trainer, pl_module, batch), labels)
+            if self.enhancer is None:
+                clean.update(self.clean_probs(trainer, pl_module, batch), labels)
+            else:
+                enhanced = self.model_input(batch.waveform, batch.lengths, device)
+                clean.update(self.predict(trainer, pl_module, enhanced, batch.lengths), labels)
             for category in self.categories:
                 started = time.perf_counter()
                 versions, silent_rows = self.noisy_versions(
@@ -341,7 +395,8 @@ class NoiseRobustness(TestSetRobustness):
                 silent += silent_rows
                 started = time.perf_counter()
                 for snr, noisy in versions.items():
-                    cells[(category, snr)].update(self.predict(trainer, pl_module, noisy, batch.lengths), labels)
+                    inputs = self.model_input(noisy, batch.lengths, device)
+                    cells[(category, snr)].update(self.predict(trainer, pl_module, inputs, batch.lengths), labels)
                 model_seconds += time.perf_counter() - started
         self.seconds.update({"noise_mixing": noise_seconds, "model": model_seconds})
         # compute() synchronises across processes: every process computes the same cells in the same order.
@@ -365,15 +420,14 @@ class NoiseRobustness(TestSetRobustness):
             for snr in self.snr_db:
                 cell = values[(category, snr)]
                 tag = f"{category_slug(category)}_{snr_tag(snr)}"
-                metrics[f"test_ua_{tag}"] = cell["ua"]
-                metrics[f"test_wa_{tag}"] = cell["wa"]
-                metrics[f"test_f1_{tag}"] = cell["f1"]
+                for k in METRIC_NAMES:
+                    metrics[self.key(k, tag)] = cell[k]
                 rows.append({"noise": category, "snr_db": snr, "stamp": stamps[category], **cell,
                              "num_utterances": num_utterances})  # fmt: skip
         for snr in self.snr_db:
             mean = {k: float(np.mean([values[(c, snr)][k] for c in self.categories])) for k in METRIC_NAMES}
             for k, v in mean.items():
-                metrics[f"test_{k}_noise_{snr_tag(snr)}"] = v
+                metrics[self.key(k, f"noise_{snr_tag(snr)}")] = v
             rows.append({"noise": "mean", "snr_db": snr, "stamp": mean_stamp, **mean,
                          "num_utterances": num_utterances})  # fmt: skip
         summary = {
@@ -389,11 +443,13 @@ class NoiseRobustness(TestSetRobustness):
             "stamps": stamps,
             "stamp": mean_stamp,
             "training_noise": None if sources is None else [s.describe() for s in sources],
-            "condition": f"{mean_stamp} (model as trained; noisy test inputs only; stamps against "
-            "trainer.datamodule.augmentation of this run)",
+            "condition": f"{mean_stamp} (model as trained; {self.inputs_text()}; stamps against the training "
+            "noise of this run's datamodule)",
+            "enhancer": self.enhancer_config,
         }
         for snr in self.snr_db:
-            log.info("noise robustness %s: mean UA %.4f", snr_tag(snr), metrics[f"test_ua_noise_{snr_tag(snr)}"])
+            log.info("%s %s: mean UA %.4f", self.name.replace("_", " "), snr_tag(snr),
+                     metrics[self.key("ua", f"noise_{snr_tag(snr)}")])  # fmt: skip
         log.info("noise robustness table (%s part of the bank):\n%s", self.bank.effective_part, format_table(rows))
         overlapping = sorted(c for c, s in stamps.items() if s in ("matched", "unknown"))
         if overlapping:
@@ -405,8 +461,15 @@ class NoiseRobustness(TestSetRobustness):
             )
         return metrics, summary
 
+    def inputs_text(self) -> str:
+        """What the model was given, for the summary's ``condition``."""
+        if self.enhancer is None:
+            return "noisy test inputs only"
+        return (f"noisy test inputs enhanced by {self.enhancer_config['checkpoint']} (sha256 "
+                f"{self.enhancer_config['sha256'][:12]}); the clean row is the enhanced clean audio")  # fmt: skip
+
     def write(self, trainer: pl.Trainer, directory: Path, summary: dict[str, Any]) -> None:
-        """Writes ``noise_robustness.csv/.json/.png`` and the ``noise_robustness`` entry of ``results.json``."""
+        """Writes ``<name>.csv/.json/.png`` and the ``<name>`` entry of ``results.json``."""
         super().write(trainer, directory, summary)
         log_figure(trainer, directory, self.name, self.figure(summary))
 
@@ -432,7 +495,7 @@ class NoiseRobustness(TestSetRobustness):
         ax.set_xlabel("SNR (dB)")
         ax.set_ylabel("UA (balanced accuracy)")
         ax.set_ylim(0.0, 1.02)
-        ax.set_title("Test UA under additive noise")
+        ax.set_title("Test UA under additive noise" + (", enhanced" if summary.get("enhancer") else ""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
         fig.tight_layout()

@@ -45,6 +45,8 @@ class RegressionNoiseRobustness(NoiseRobustness):
         snr_db: the SNRs in dB.
         seed: seed of the noise draws.
         part: the bank's part to evaluate on (default ``eval``, held out from training-time noise).
+        enhancer: a SpeechEnhancer checkpoint: the inputs are enhanced first (``test_ccc_enhanced_...`` keys, the
+            ``noise_robustness_enhanced`` table; see :class:`~ser_lightning.callbacks.NoiseRobustness`).
     """
 
     def check_module(self, pl_module: pl.LightningModule) -> None:
@@ -118,6 +120,8 @@ class RegressionNoiseRobustness(NoiseRobustness):
         """Scores the clean test and every (category, SNR) cell over the kept batches."""
         assert isinstance(pl_module, SERRegressionTask)
         rate = int(pl_module.frontend.sample_rate)
+        self.check_enhancement(pl_module, rate)
+        device = pl_module.device
         was_training = pl_module.training
         pl_module.eval()
         clean: list[tuple[np.ndarray, np.ndarray]] = []
@@ -127,13 +131,15 @@ class RegressionNoiseRobustness(NoiseRobustness):
         silent = 0
         with self.model_context(trainer):
             for batch, targets in zip(batches, self._targets, strict=True):
-                clean += self._recordings(pl_module, batch.waveform, batch, targets)
+                clean += self._recordings(pl_module, self.model_input(batch.waveform, batch.lengths, device), batch,
+                                          targets)  # fmt: skip
                 for category in self.categories:
                     versions, silent_rows = self.noisy_versions(batch.waveform, batch.lengths, batch.utt_ids,
                                                                 category, rate)  # fmt: skip
                     silent += silent_rows
                     for snr, noisy in versions.items():
-                        cells[(category, snr)] += self._recordings(pl_module, noisy, batch, targets)
+                        inputs = self.model_input(noisy, batch.lengths, device)
+                        cells[(category, snr)] += self._recordings(pl_module, inputs, batch, targets)
         pl_module.train(was_training)
         sources = _read_training_noise(trainer)
         stamps = {c: noise_stamp(c, self.bank, sources) for c in self.categories}
@@ -146,7 +152,7 @@ class RegressionNoiseRobustness(NoiseRobustness):
         for (category, snr), scores in values.items():
             for score in SCORES:
                 if score in scores:
-                    metrics[f"test_{score}_{category_slug(category)}_{snr_tag(snr)}"] = scores[score]
+                    metrics[self.key(score, f"{category_slug(category)}_{snr_tag(snr)}")] = scores[score]
             rows.append({"noise": category, "snr_db": snr, "stamp": stamps[category], **scores,
                          "num_utterances": num_utterances})  # fmt: skip
         for snr in self.snr_db:
@@ -154,12 +160,12 @@ class RegressionNoiseRobustness(NoiseRobustness):
             mean = {k: float(np.mean([values[(c, snr)][k] for c in self.categories])) for k in keys}
             for score in SCORES:
                 if score in mean:
-                    metrics[f"test_{score}_noise_{snr_tag(snr)}"] = mean[score]
+                    metrics[self.key(score, f"noise_{snr_tag(snr)}")] = mean[score]
             rows.append({"noise": "mean", "snr_db": snr, "stamp": mean_stamp, **mean,
                          "num_utterances": num_utterances})  # fmt: skip
         for snr in self.snr_db:
-            log.info("regression noise robustness %s: mean CCC %.4f", snr_tag(snr),
-                     metrics[f"test_ccc_noise_{snr_tag(snr)}"])  # fmt: skip
+            log.info("%s %s: mean CCC %.4f", self.name.replace("_", " "), snr_tag(snr),
+                     metrics[self.key("ccc", f"noise_{snr_tag(snr)}")])  # fmt: skip
         summary = {
             "rows": rows,
             "clean_ccc": rows[0]["ccc"],
@@ -173,11 +179,13 @@ class RegressionNoiseRobustness(NoiseRobustness):
             "stamp": mean_stamp,
             "training_noise": None if sources is None else [s.describe() for s in sources],
             "postprocessed": pl_module.postprocessing is not None,
+            "condition": f"model as trained; {self.inputs_text()}",
+            "enhancer": self.enhancer_config,
         }
         return metrics, summary
 
     def write(self, trainer: pl.Trainer, directory: Path, summary: dict[str, Any]) -> None:
-        """Writes ``noise_robustness.csv``/``.json`` and the ``noise_robustness`` entry of ``results.json``."""
+        """Writes ``<name>.csv``/``.json`` and the ``<name>`` entry of ``results.json``."""
         TestSetRobustness.write(self, trainer, directory, summary)
 
 

@@ -68,11 +68,27 @@ def load_enhancer(path: str | Path) -> tuple[SpectralEnhancer, dict[str, Any]]:
     return enhancer, config
 
 
+def enhance_waveforms(enhancer: nn.Module, waveform: Tensor, lengths: Tensor | None = None) -> Tensor:
+    """``[B, T]`` waveforms through a frozen enhancer (no gradient to its weights), zero past each length.
+
+    Args:
+        enhancer: a :class:`SpectralEnhancer` (on the waveform's device).
+        waveform: ``[B, T]`` zero-padded waveforms.
+        lengths: ``[B]`` valid samples (default: all); padding stays silence after enhancement.
+    """
+    enhanced = enhancer(waveform.float())
+    if lengths is not None:
+        steps = torch.arange(waveform.shape[1], device=waveform.device)
+        enhanced = enhanced * (steps[None, :] < lengths.to(waveform.device)[:, None])
+    return enhanced
+
+
 class EnhancedFrontEnd(FrontEnd):
     """A frozen enhancer followed by a feature front-end; behaves as the inner front-end otherwise.
 
-    Frame geometry (``sample_rate``, ``hop_length``, ``frame_length``, ``pad_value``) and any other attribute
-    (e.g. ``num_features``) are the inner front-end's. Samples past each utterance's length are zeroed after
+    Frame geometry (``sample_rate``, ``hop_length``, ``frame_length``, ``pad_value``; ``None`` for a front-end
+    without frames, such as openSMILE functionals) and any other attribute (e.g. ``num_features``) are the inner
+    front-end's; so is the output of :meth:`forward`. Samples past each utterance's length are zeroed after
     enhancement, so padding stays silence.
 
     Args:
@@ -91,8 +107,9 @@ class EnhancedFrontEnd(FrontEnd):
         self.enhancer = enhancer.eval()
         self.enhancer.requires_grad_(False)
         self.inner = inner
-        self.win_length, self.hop_length = inner.win_length, inner.hop_length
-        self.frame_length, self.pad_value = inner.frame_length, inner.pad_value
+        # Frame geometry of the inner front-end; a front-end without frames (utterance functionals) has none.
+        for name in ("win_length", "hop_length", "frame_length", "pad_value"):
+            setattr(self, name, getattr(inner, name, None))
         self.stage_config = dict(config)
 
     def __getattr__(self, name: str) -> Any:
@@ -111,12 +128,8 @@ class EnhancedFrontEnd(FrontEnd):
         return self
 
     def enhance(self, waveform: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Enhanced ``[B, T]`` waveforms, zero past each length."""
-        enhanced = self.enhancer(waveform.float())
-        if lengths is not None:
-            steps = torch.arange(waveform.shape[1], device=waveform.device)
-            enhanced = enhanced * (steps[None, :] < lengths.to(waveform.device)[:, None])
-        return enhanced
+        """Enhanced ``[B, T]`` waveforms, zero past each length (:func:`enhance_waveforms`)."""
+        return enhance_waveforms(self.enhancer, waveform, lengths)
 
     def compute(self, waveform: Tensor) -> Tensor:
         """The inner front-end's features of the enhanced waveform."""
