@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ser_lightning.metrics import scores_from_confusion
 from ser_lightning.models.classification import SERClassificationTask
+from ser_lightning.models.frontends_enhancement import EnhancedFrontEnd
 from ser_lightning.models.networks.svm import SklearnClassifier
 from ser_lightning.models.smile import EXTRA_HINT, OpenSmileFeatures, opensmile_version
 
@@ -123,7 +124,13 @@ class OpenSmileSVM(SERClassificationTask):
     def setup(self, stage: str) -> None:
         """Makes the loaders' workers extract (and cache) the functionals of every item; no training crop."""
         datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "use_item_features"):
+        if isinstance(self.frontend, EnhancedFrontEnd):
+            # The workers' extractor would see the audio before the enhancer: extract here, after it (uncached).
+            if datamodule is not None and hasattr(datamodule, "use_item_features"):
+                datamodule.use_item_features(None)
+            log.info("%s: an enhancement stage is in front, so features are extracted in the main process after "
+                     "enhancement (not cached)", type(self).__name__)  # fmt: skip
+        elif datamodule is not None and hasattr(datamodule, "use_item_features"):
             datamodule.use_item_features(self.frontend.extractor)
         else:
             log.info("%s: features are extracted in the main process (not a toolkit DataModule)", type(self).__name__)
