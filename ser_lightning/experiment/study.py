@@ -19,9 +19,11 @@ An experiment spec states which of its variants fill which column in an optional
                   20: matched_snr20}
         multi_snr: {noisy: multi_snr}
 
-Each condition has a ``noisy`` and optionally an ``enhanced`` side (a variant whose cells' ``noise_robustness``
-rows were measured on enhanced audio). A side that is not named has no column: no column is ever filled with
-something else. A cell's score at an SNR is its ``noise_robustness`` row ``noise: mean`` (the mean over the
+Each condition has a ``noisy`` and optionally an ``enhanced`` side. The noisy side reads a cell's
+``noise_robustness`` table (``NoiseRobustness``: noisy test inputs), the enhanced side its
+``noise_robustness_enhanced`` table (``NoiseRobustness(enhancer=...)``: the noisy test inputs enhanced first),
+so one clean-trained cell can fill both mismatched columns. A side that is not named has no column: no column is
+ever filled with something else. A cell's score at an SNR is that table's row ``noise: mean`` (the mean over the
 noise categories) at that SNR; for ``ccc`` its ``ccc_postprocessed`` where the model post-processes, as the paper
 reports (:class:`~ser_lightning.callbacks.noise_regression.RegressionNoiseRobustness` writes such rows). The
 ``average`` row is each (fold, seed)'s mean over the SNRs. Every entry is mean ± sample std (``ddof=1``) **over
@@ -130,9 +132,16 @@ def parse_study(data: Any, variants: Mapping[str, Any], where: str = "study") ->
     return {"metric": metric, "snr_db": snrs, "clean": clean, "conditions": conditions, "corpus_note": note}
 
 
-def _row_score(results: Mapping[str, Any], snr: float, metric: str) -> float | None:
-    """A cell's score at an SNR: its ``noise_robustness`` row ``noise: mean`` (mean over the noise categories)."""
-    table = results.get("noise_robustness")
+NOISY_TABLE = "noise_robustness"
+"""The per-SNR table of the noisy side (``NoiseRobustness``)."""
+ENHANCED_TABLE = "noise_robustness_enhanced"
+"""The per-SNR table of the enhanced side (``NoiseRobustness(enhancer=...)``: test inputs enhanced)."""
+SIDE_TABLES = {"noisy": NOISY_TABLE, "enhanced": ENHANCED_TABLE}
+
+
+def _row_score(results: Mapping[str, Any], snr: float, metric: str, table_name: str = NOISY_TABLE) -> float | None:
+    """A cell's score at an SNR: its ``table_name`` row ``noise: mean`` (mean over the noise categories)."""
+    table = results.get(table_name)
     for row in (table or {}).get("rows", []) if isinstance(table, dict) else []:
         if row.get("noise") == "mean" and row.get("snr_db") is not None and float(row["snr_db"]) == snr:
             return _score(row, metric)
@@ -184,18 +193,19 @@ def study_tables(study: Mapping[str, Any], cells: Mapping[str, Mapping[tuple[int
     """
     metric, snrs = study["metric"], [float(s) for s in study["snr_db"]]
 
-    def side_values(spec: str | Mapping[str, str], snr: float) -> dict[tuple[int, int], float]:
+    def side_values(side: str, spec: str | Mapping[str, str], snr: float) -> dict[tuple[int, int], float]:
         name = spec if isinstance(spec, str) else spec.get(repr(snr))
         if name is None:
             return {}
-        scores = {key: _row_score(results, snr, metric) for key, results in cells.get(name, {}).items()}
+        table = SIDE_TABLES[side]
+        scores = {key: _row_score(results, snr, metric, table) for key, results in cells.get(name, {}).items()}
         return {key: value for key, value in scores.items() if value is not None}
 
     conditions: dict[str, Any] = {}
     for condition, sides in study["conditions"].items():
         columns = [s for s in SIDES if s in sides]
         rows: list[dict[str, Any]] = []
-        per_snr = {side: {snr: side_values(sides[side], snr) for snr in snrs} for side in columns}
+        per_snr = {side: {snr: side_values(side, sides[side], snr) for snr in snrs} for side in columns}
         for snr in snrs:
             rows.append({"snr_db": snr, **{side: over_folds(per_snr[side][snr]) for side in columns}})
         average: dict[str, Any] = {"snr_db": "average"}
@@ -219,8 +229,10 @@ def study_tables(study: Mapping[str, Any], cells: Mapping[str, Mapping[tuple[int
         "corpus": corpus,
         "corpus_note": note,
         "statistics": "mean ± sample std (ddof=1) over folds, each fold's seeds averaged first; a cell's score at an "
-        "SNR is its noise_robustness row 'mean' (over the noise categories); 'average' is each (fold, seed)'s mean "
-        "over the SNRs",
+        "SNR is its noise_robustness row 'mean' (over the noise categories)"
+        + (" for the noisy side and its noise_robustness_enhanced row 'mean' (test inputs enhanced) for the "
+           "enhanced side" if any("enhanced" in t["columns"] for t in conditions.values()) else "")
+        + "; 'average' is each (fold, seed)'s mean over the SNRs",
     }
 
 
