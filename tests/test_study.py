@@ -102,13 +102,30 @@ def test_enhanced_columns_appear_once_their_variants_exist() -> None:
     assert waiting["conditions"]["mismatched"]["columns"] == ["noisy", "enhanced"]
     assert all(r["enhanced"] is None for r in rows) and waiting["corpus_note"] is None  # not run yet: empty
     found = cells(["clean"])
-    found["clean_enhanced"] = {k: {**v, "noise_robustness": noise_rows({s: 0.7 for s in SNRS})}
+    # A variant with only a noisy table does not fill the enhanced side: it reads noise_robustness_enhanced.
+    found["clean_enhanced"] = {k: dict(v) for k, v in found["clean"].items()}
+    assert all(r["enhanced"] is None for r in study_tables(parsed, found)["conditions"]["mismatched"]["rows"])
+    found["clean_enhanced"] = {k: {**v, "noise_robustness_enhanced": noise_rows({s: 0.7 for s in SNRS})}
                                for k, v in found["clean"].items()}  # fmt: skip
     filled = study_tables(parsed, found, corpus="emodb")
     average = filled["conditions"]["mismatched"]["rows"][-1]
     assert average["snr_db"] == "average" and average["enhanced"]["mean"] == pytest.approx(0.7)
     assert average["enhanced"]["std"] == pytest.approx(0.0)
     assert "| average |" in "\n".join(format_study(filled))
+
+
+def test_one_clean_cell_fills_both_mismatched_sides_from_its_two_tables() -> None:
+    """The mismatched condition from one clean-trained model: noisy from noise_robustness, enhanced from
+    noise_robustness_enhanced (the paper's "enhancement at test time only")."""
+    study = {**STUDY, "conditions": {"mismatched": {"noisy": "clean", "enhanced": "clean"}}}
+    found = cells(["clean"])
+    for results in found["clean"].values():
+        results["noise_robustness_enhanced"] = noise_rows({s: 0.6 + s / 1000 for s in SNRS})
+    tables = study_tables(parse_study(study, VARIANTS), found)
+    rows = {r["snr_db"]: r for r in tables["conditions"]["mismatched"]["rows"]}
+    assert rows[20.0]["enhanced"]["mean"] == pytest.approx(0.62) and rows[20.0]["enhanced"]["folds"] == 3
+    assert rows[20.0]["noisy"]["mean"] == pytest.approx(np.mean([0.3 + 0.2 + f / 50 + 0.5 / 200 for f in range(3)]))
+    assert "noise_robustness_enhanced" in tables["statistics"]
 
 
 def test_collect_writes_the_study_into_the_card(tmp_path: Path) -> None:
@@ -142,8 +159,11 @@ def test_study_specs_parse_with_every_condition(path: Path) -> None:
     spec = load_spec(path)
     assert spec.study is not None and set(spec.study["conditions"]) == {"matched", "mismatched", "multi_snr"}
     assert spec.study["snr_db"] == SNRS
-    text = path.read_text()
-    assert "INTEGRATOR" in text  # the marked places for the SVM and the enhancer
+    assert "INTEGRATOR" not in path.read_text()  # the SVM and the enhancer are in place
+    # Every condition has its enhanced side, and the mismatched one is the clean model's enhanced test.
+    assert all(set(sides) == {"noisy", "enhanced"} for sides in spec.study["conditions"].values())
+    assert spec.study["conditions"]["mismatched"] == {"noisy": "clean", "enhanced": "clean"}
+    assert len(spec.variants) == 15 and next(iter(spec.variants)) == "clean"
 
 
 def dry_run(spec: Path, cwd: Path, capsys: pytest.CaptureFixture[str]) -> dict[tuple[str, int], str]:
@@ -158,29 +178,66 @@ def dry_run(spec: Path, cwd: Path, capsys: pytest.CaptureFixture[str]) -> dict[t
     return {(variant, int(fold)): command for variant, fold, command in cells}
 
 
+def _print_config(command: str, capsys: pytest.CaptureFixture[str]) -> dict:
+    """The composed config of a listed cell command (``--print_config``: parsed, nothing instantiated)."""
+    import shlex
+
+    from ser_lightning.cli import main as cli_main
+
+    argv = shlex.split(command)[3:]  # after "python -m ser_lightning"
+    with pytest.raises(SystemExit) as exit_:
+        cli_main([*argv, "--print_config"])
+    assert not exit_.value.code
+    return yaml.safe_load(capsys.readouterr().out)
+
+
 def test_demo_conditions_plan_correctly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The CPU demo: eGeMAPS + SVM, 15 variants (clean; matched noisy / enhanced at each SNR; multi-SNR noisy /
+    enhanced) x LOSO folds 0-1; training noise from derived corpora, enhancement from the demo enhancer."""
     commands = dry_run(CONFIGS / "experiments" / "study_synthetic.yaml", tmp_path, capsys)
-    assert len(commands) == 8 * 2 and {f for _, f in commands} == {0, 1}
+    assert len(commands) == 15 * 2 and {f for _, f in commands} == {0, 1}
     for (variant, _fold), command in commands.items():
-        assert "configs/evaluation/study_noise.yaml" in command  # every cell is tested per SNR
-        trains_noisy = "configs/augment/noise.yaml" in command
-        assert trains_noisy == (variant != "clean"), variant
-        match = re.search(r"augmentation\.init_args\.snr_db '\[(-?\d+), (-?\d+)\]'", command)
-        if variant.startswith("matched_snr"):
-            level = variant.removeprefix("matched_snr")
-            assert match and match.groups() == (level, level)  # a fixed SNR
-        elif variant == "multi_snr":
-            assert match and match.groups() == ("-5", "20")  # mixed SNRs
+        assert "configs/egemaps_svm.yaml" in command and "configs/evaluation/study_noise_demo.yaml" in command
+        derived = re.search(r"derived\.init_args\.snr_db ('\[-5, 20\]'|-?\d+)", command)
+        tested_at = re.search(r"--evaluation\.init_args\.snr_db '\[(-?\d+)\]'", command)
+        enhanced_training = "configs/derived/enhanced_demo.yaml" in command
+        if variant == "clean":
+            assert "study_noise_both_demo.yaml" in command and "configs/derived/" not in command and not tested_at
+            continue
+        assert enhanced_training == ("enhanced" in variant), variant
+        assert ("configs/derived/noisy.yaml" in command) == (not enhanced_training), variant
+        assert ("study_noise_enhanced_demo.yaml" in command) == enhanced_training, variant
+        if variant.startswith("matched"):
+            level = variant.rsplit("snr", 1)[1]
+            assert derived and derived.group(1) == level and tested_at and tested_at.group(1) == level, variant
+        else:
+            assert derived and derived.group(1) == "'[-5, 20]'" and not tested_at, variant  # mixed SNRs, every SNR
     assert not (tmp_path / "runs" / "study_synthetic").exists()  # a dry run starts nothing
+    matched = _print_config(commands[("matched_enhanced_snr0", 1)], capsys)
+    derived = matched["data"]["init_args"]["derived"]
+    assert derived["class_path"].endswith("DerivedCorpus") and derived["init_args"]["output"] == "enhanced"
+    assert derived["init_args"]["snr_db"] == 0 and derived["init_args"]["part"] == "train"
+    assert derived["init_args"]["enhancer"] == "runs/enhancement_demo/version_0/checkpoints/last.ckpt"
+    (evaluation,) = matched["evaluation"]
+    assert evaluation["init_args"]["enhancer"] == derived["init_args"]["enhancer"]
+    assert evaluation["init_args"]["snr_db"] == [0.0] and evaluation["init_args"]["part"] == "eval"
+    assert matched["data"]["init_args"]["fold"] == 1
+    clean = _print_config(commands[("clean", 0)], capsys)
+    assert [e["init_args"]["enhancer"] for e in clean["evaluation"]] == [None, derived["init_args"]["enhancer"]]
+    assert all(e["init_args"]["categories"] == ["babble", "traffic"] for e in clean["evaluation"])
+    assert clean["data"]["init_args"]["derived"] is None
 
 
-@pytest.mark.parametrize(("name", "replica"), [("study_emodb.yaml", "emodb"), ("study_enterface.yaml", "enterface")])
+@pytest.mark.parametrize("features", ["egemaps", "compare"])
+@pytest.mark.parametrize("replica", ["emodb", "enterface"])
 def test_corpus_studies_plan_on_the_replicas(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, replica: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], replica: str, features: str
 ) -> None:
-    """The shipped EMO-DB / eNTERFACE studies, their corpus root pointed at the test replica: LOSO, every fold."""
+    """The shipped EMO-DB / eNTERFACE studies (openSMILE + SVM, the paper's enhancer), their corpus root pointed at
+    the test replica: LOSO, every fold, 15 variants."""
     from ser_lightning.data.splits import num_folds
 
+    name = f"study_{replica}_{features}.yaml"
     data = yaml.safe_load((CONFIGS / "experiments" / name).read_text())
     roots = [i for i, a in enumerate(data["args"]) if a == "--data.init_args.root"]
     assert len(roots) == 1 and data["folds"] == "all"
@@ -195,8 +252,13 @@ def test_corpus_studies_plan_on_the_replicas(
     records = getattr(data_package, module)(root=str(REPO / "tests" / "data" / replica), cache_manifest=False).records()
     folds = num_folds(records, "loso")
     assert folds >= 3 and {f for _, f in commands} == set(range(folds))
-    assert len(commands) == folds * len(data["variants"])
-    assert all("latif2020.yaml" in c and "study_noise.yaml" in c for c in commands.values())
+    assert len(commands) == folds * len(data["variants"]) == folds * 15
+    assert all(f"{features}_svm.yaml" in c and "study_noise.yaml" in c for c in commands.values())
+    assert all("_demo" not in c for c in commands.values())  # the paper's enhancer, not the demo's
+    printed = _print_config(commands[("multi_snr_enhanced", 0)], capsys)
+    assert printed["data"]["class_path"].endswith(module)
+    assert printed["data"]["init_args"]["derived"]["init_args"]["snr_db"] == [-5.0, 20.0]
+    assert printed["evaluation"][0]["init_args"]["enhancer"] == "runs/enhancement/version_0/checkpoints/last.ckpt"
 
 
 def test_one_tiny_condition_cell_runs(tmp_path: Path, tiny_corpus: Path) -> None:
@@ -239,11 +301,7 @@ def test_one_tiny_condition_cell_runs(tmp_path: Path, tiny_corpus: Path) -> None
 def test_recola_study_plans_one_avec_fold_and_its_cells_parse(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """study_recola.yaml on the replica (with test ratings): one official fold, 8 cells whose configs compose."""
-    import shlex
-
-    from ser_lightning.cli import main as cli_main
-
+    """study_recola.yaml on the replica (with test ratings): one official fold, 15 cells whose configs compose."""
     from .test_postprocess import with_test_ratings
 
     data = yaml.safe_load((CONFIGS / "experiments" / "study_recola.yaml").read_text())
@@ -253,12 +311,15 @@ def test_recola_study_plans_one_avec_fold_and_its_cells_parse(
     shutil.copytree(CONFIGS, tmp_path / "configs")
     spec.write_text(yaml.safe_dump(data))
     commands = dry_run(spec, tmp_path, capsys)
-    assert {f for _, f in commands} == {0} and len(commands) == 8
-    argv = shlex.split(commands[("multi_snr", 0)])[3:]  # after "python -m ser_lightning"
-    with pytest.raises(SystemExit) as exit_:
-        cli_main([*argv, "--print_config"])
-    assert not exit_.value.code
-    printed = yaml.safe_load(capsys.readouterr().out)
+    assert {f for _, f in commands} == {0} and len(commands) == 15
+    printed = _print_config(commands[("multi_snr", 0)], capsys)
     assert printed["data"]["init_args"]["protocol"] == "official"
-    assert printed["data"]["init_args"]["augmentation"]["init_args"]["snr_db"] == [-5.0, 20.0]
+    assert printed["data"]["init_args"]["derived"]["init_args"]["snr_db"] == [-5.0, 20.0]
     assert printed["evaluation"][0]["class_path"].endswith("RegressionNoiseRobustness")
+    assert printed["evaluation"][0]["init_args"]["snr_db"] == SNRS  # tested at every SNR (Table 6)
+    clean = _print_config(commands[("clean", 0)], capsys)
+    assert [e["class_path"].rsplit(".", 1)[1] for e in clean["evaluation"]] == ["RegressionNoiseRobustness"] * 2
+    assert clean["evaluation"][1]["init_args"]["enhancer"] == "runs/enhancement/version_0/checkpoints/last.ckpt"
+    matched = _print_config(commands[("matched_enhanced_snr10", 0)], capsys)
+    assert matched["data"]["init_args"]["derived"]["init_args"]["output"] == "enhanced"
+    assert matched["evaluation"][0]["init_args"]["snr_db"] == SNRS
