@@ -107,6 +107,14 @@ def snr_range(snr_db: SNR | list[float]) -> SNR:
     return value
 
 
+def check_output(output: str, enhancer: str | None) -> None:
+    """An enhanced derivation needs an enhancer; a noisy one takes none."""
+    if output == "enhanced" and not enhancer:
+        raise ValueError("output='enhanced' needs `enhancer`, a SpeechEnhancer checkpoint")
+    if output == "noisy" and enhancer:
+        raise ValueError("an enhancer was given but output='noisy'; set output='enhanced' to use it")
+
+
 def snr_text(snr_db: SNR) -> str:
     """The SNR part of a derived folder's name: ``snr0``, ``snr-5``, ``snr-5to20``."""
     return f"snr{snr_db[0]:g}to{snr_db[1]:g}" if isinstance(snr_db, tuple) else f"snr{snr_db:g}"
@@ -141,10 +149,7 @@ def derive_corpus(
         The path of the derived corpus' ``manifest.csv`` (read it with ``ManifestDataModule``).
     """
     snr_db = snr_range(snr_db)
-    if output == "enhanced" and not enhancer:
-        raise ValueError("output='enhanced' needs `enhancer`, a SpeechEnhancer checkpoint")
-    if output == "noisy" and enhancer:
-        raise ValueError("an enhancer was given but output='noisy'; set output='enhanced' to use it")
+    check_output(output, enhancer)
     bank = (noise if noise is not None else ProceduralNoiseBank()).with_part(part)
     categories = list(categories) if categories else list(bank.categories)
     unknown = sorted(set(categories) - set(bank.categories))
@@ -255,10 +260,7 @@ class DerivedCorpus(DerivedAudio):
         splits: tuple[Literal["train", "val", "test"], ...] = ("train", "val"),
     ) -> None:
         self.snr_db = snr_range(snr_db)
-        if output == "enhanced" and not enhancer:
-            raise ValueError("DerivedCorpus(output='enhanced') needs `enhancer`, a SpeechEnhancer checkpoint")
-        if output == "noisy" and enhancer:
-            raise ValueError("DerivedCorpus got an enhancer but output='noisy'; set output='enhanced' to use it")
+        check_output(output, enhancer)
         if enhancer and not Path(enhancer).expanduser().is_file():
             raise FileNotFoundError(
                 f"enhancer checkpoint {enhancer} does not exist (train one: python -m ser_lightning fit --config "
