@@ -220,3 +220,41 @@ def test_regression_noise_robustness_scores_ccc_per_snr(tmp_path: Path) -> None:
     assert row["noisy"]["mean"] == pytest.approx(rows[("mean", -5.0)]["ccc_postprocessed"])
     with pytest.raises(TypeError, match="SERRegressionTask"):
         callback.check_module(torch.nn.Linear(1, 1))  # type: ignore[arg-type]
+
+
+def test_regression_noise_robustness_with_an_enhancer_writes_its_own_table(tmp_path: Path) -> None:
+    """RegressionNoiseRobustness(enhancer=...): the noisy inputs enhanced first, into noise_robustness_enhanced,
+    which the study's enhanced side reads (the clean model's mismatched "enhanced" column)."""
+    from ser_lightning.callbacks import RegressionNoiseRobustness
+    from ser_lightning.experiment.study import parse_study, study_tables
+
+    from .test_enhancement import _enhancer_checkpoint
+
+    ckpt = _enhancer_checkpoint(tmp_path / "enhancer.ckpt")
+    pl.seed_everything(0)
+    dm = RECOLADataModule(root=str(with_test_ratings(tmp_path)), protocol="official", targets=["arousal"],
+                          batch_size=2, cache_manifest=False)  # fmt: skip
+    model = EndToEndRegressor(num_targets=1, target_names=["arousal"], conv_channels=(4, 8), lstm_hidden=16,
+                              postprocess=["centre", "scale"])  # fmt: skip
+    noisy = RegressionNoiseRobustness(categories=["white"], snr_db=[-5.0])
+    enhanced = RegressionNoiseRobustness(categories=["white"], snr_db=[-5.0], enhancer=str(ckpt))
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                         callbacks=[noisy, enhanced])  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    metrics = trainer.test(model, datamodule=dm, verbose=False)[0]
+    results = json.loads((tmp_path / "results.json").read_text())
+    plain = {(r["noise"], r["snr_db"]): r for r in results["noise_robustness"]["rows"]}
+    table = results["noise_robustness_enhanced"]
+    rows = {(r["noise"], r["snr_db"]): r for r in table["rows"]}
+    assert set(rows) == set(plain) and (tmp_path / "noise_robustness_enhanced.csv").is_file()
+    assert table["enhancer"]["checkpoint"] == str(ckpt) and "enhanced by" in table["condition"]
+    assert results["noise_robustness"]["enhancer"] is None
+    assert metrics["test_ccc_enhanced_noise_snr-5db"] == pytest.approx(rows[("mean", -5.0)]["ccc"], abs=1e-6)
+    assert rows[("white", -5.0)]["ccc"] != plain[("white", -5.0)]["ccc"]  # the enhancer changed the inputs
+    study = parse_study({"metric": "ccc", "snr_db": [-5], "clean": "clean",
+                         "conditions": {"mismatched": {"noisy": "clean", "enhanced": "clean"}}},
+                        {"clean": []})  # fmt: skip
+    row = study_tables(study, {"clean": {(0, 0): results}}, corpus="recola")["conditions"]["mismatched"]["rows"][0]
+    assert row["noisy"]["mean"] == pytest.approx(plain[("mean", -5.0)]["ccc_postprocessed"])
+    assert row["enhanced"]["mean"] == pytest.approx(rows[("mean", -5.0)]["ccc_postprocessed"])
