@@ -136,7 +136,10 @@ def test_collect_writes_the_study_into_the_card(tmp_path: Path) -> None:
             cell = root / variant / f"fold{fold}-seed{seed}"
             cell.mkdir(parents=True)
             (cell / "cell.json").write_text(json.dumps({"state": "done", "returncode": 0, "seconds": 1.0}))
-            (cell / "results.json").write_text(json.dumps({**results, "speaker_independent": True}))
+            derived = {"output": "noisy", "snr_db": [-5.0, 20.0], "part": "train", "categories": ["pink"],
+                       "enhancer": None} if variant == "multi_snr" else None  # fmt: skip
+            (cell / "results.json").write_text(json.dumps({**results, "speaker_independent": True,
+                                                           "derived": derived}))  # fmt: skip
     study = parse_study({"clean": "clean", "conditions": {"mismatched": {"noisy": "clean"},
                                                           "multi_snr": {"noisy": "multi_snr"}}},
                         dict.fromkeys(variants))  # fmt: skip
@@ -144,6 +147,8 @@ def test_collect_writes_the_study_into_the_card(tmp_path: Path) -> None:
     assert card["study"]["conditions"]["multi_snr"]["rows"][0]["noisy"]["folds"] == 2
     saved = json.loads((root / "card.json").read_text())
     assert saved["study"]["corpus"] == "synthetic" and saved["study"]["corpus_note"] == SYNTHETIC_NOTE
+    assert saved["stamp"]["derived_training_audio"] == {"clean": ["source"],
+                                                        "multi_snr": ["noisy at -5 to 20 dB (train noise: pink)"]}
     md = (root / "card.md").read_text()
     assert "## Study: Triantafyllopoulos et al. 2019" in md and "### multi_snr" in md
     html = (root / "card.html").read_text()

@@ -502,6 +502,17 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
     return card
 
 
+def _derived_text(derived: dict[str, Any] | None) -> str:
+    """A cell's derived training audio (``results.json`` ``derived``) in a few words: ``source`` without one."""
+    if not derived:
+        return "source"
+    snr = derived.get("snr_db")
+    level = f"{snr[0]:g} to {snr[1]:g} dB" if isinstance(snr, list) else f"{snr:g} dB"
+    noises = ", ".join(derived.get("categories") or [])
+    text = f"{derived.get('output')} at {level} ({derived.get('part')} noise: {noises})"
+    return text + (f", enhancer {derived['enhancer']}" if derived.get("enhancer") else "")
+
+
 def _stamp(
     spec: dict[str, Any], saved: dict[str, Any], cells: list[dict], done: list[dict], order: list[str]
 ) -> dict[str, Any]:
@@ -513,10 +524,11 @@ def _stamp(
     for part in counts.values():
         for label, n in (part or {}).items():
             totals[label] += int(n)
-    augmentation, mixup = {}, {}
+    augmentation, mixup, derived = {}, {}, {}
     for variant in order:
         mine = [c for c in done if c["variant"] == variant]
         augmentation[variant] = sorted({str(c["_results"].get("augmentation")) for c in mine})
+        derived[variant] = sorted({_derived_text(c["_results"].get("derived")) for c in mine})
         mixup[variant] = sorted(
             {
                 str(_config_value(Path(c["directory"]) / "config.yaml", "model", "init_args", "mixup_alpha"))
@@ -537,6 +549,7 @@ def _stamp(
         "speaker_independent": all(c["_results"].get("speaker_independent") is True for c in done) if done else None,
         "seeds": sorted({c["seed"] for c in cells}),
         "augmentation": augmentation,
+        "derived_training_audio": derived,
         "mixup_alpha": mixup,
         "model": sorted({str(c["_results"].get("model")) for c in done}),
         "base_configs": spec.get("base"),
@@ -675,6 +688,7 @@ def _write(directory: Path, card: dict[str, Any]) -> None:
         "speaker_independent",
         "seeds",
         "augmentation",
+        "derived_training_audio",
         "mixup_alpha",
         "model",
         "base_configs",
