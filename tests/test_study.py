@@ -128,6 +128,22 @@ def test_one_clean_cell_fills_both_mismatched_sides_from_its_two_tables() -> Non
     assert "noise_robustness_enhanced" in tables["statistics"]
 
 
+def test_robustness_scores_name_every_table_as_the_callbacks_log_it() -> None:
+    from ser_lightning.experiment.collect import robustness_scores
+
+    results = {
+        "noise_robustness": noise_rows({0.0: 0.5, 2.5: 0.6}),
+        "noise_robustness_enhanced": noise_rows({0.0: 0.7}),
+        "adversarial_robustness": {"rows": [{"attack": "none", "ua": 0.9}, {"attack": "fgsm", "ua": 0.2},
+                                            {"attack": "bim", "ua": float("nan")}]},
+        "cross_corpus": {"synthetic_de": {"ua": 0.4}, "broken": {"ua": None}},
+    }  # fmt: skip
+    assert robustness_scores(results) == {"test_ua_noise_snr0db": 0.5, "test_ua_noise_snr2.5db": 0.6,
+                                          "test_ua_enhanced_noise_snr0db": 0.7, "test_ua_fgsm": 0.2,
+                                          "test_ua_cross_synthetic_de": 0.4}  # fmt: skip
+    assert robustness_scores({"test_ua": 0.5}) == {}
+
+
 def test_collect_writes_the_study_into_the_card(tmp_path: Path) -> None:
     root = tmp_path / "runs" / "demo"
     variants = ["clean", "multi_snr"]
@@ -149,7 +165,14 @@ def test_collect_writes_the_study_into_the_card(tmp_path: Path) -> None:
     assert saved["study"]["corpus"] == "synthetic" and saved["study"]["corpus_note"] == SYNTHETIC_NOTE
     assert saved["stamp"]["derived_training_audio"] == {"clean": ["source"],
                                                         "multi_snr": ["noisy at -5 to 20 dB (train noise: pink)"]}
+    # The per-SNR scores are named, aggregated over folds and paired against the baseline (here all 0.3 + s/100 +
+    # fold/50 at seed 0: the same for both variants, so a zero difference).
+    assert card["robustness_scores"][:2] == ["test_ua_noise_snr-5db", "test_ua_noise_snr0db"]
+    at_0 = card["per_variant"]["clean"]["robustness_scores"]["test_ua_noise_snr0db"]
+    assert at_0["mean"] == pytest.approx(0.3 + 0.01) and at_0["folds"] == 2
+    assert card["comparisons"]["multi_snr"]["test_ua_noise_snr20db"]["mean_difference"] == pytest.approx(0.0)
     md = (root / "card.md").read_text()
+    assert "## Robustness scores" in md and "test_ua_noise_snr20db" in md
     assert "## Study: Triantafyllopoulos et al. 2019" in md and "### multi_snr" in md
     html = (root / "card.html").read_text()
     assert "Study: Triantafyllopoulos" in html and "stands in for" in html

@@ -52,6 +52,7 @@ _CELL = re.compile(r"^fold(\d+)-seed(-?\d+)$")
 #: results.json tables aggregated per variant: name -> the row keys that identify a row.
 ROBUSTNESS = {
     "noise_robustness": ("noise", "snr_db"),
+    "noise_robustness_enhanced": ("noise", "snr_db"),
     "adversarial_robustness": ("attack",),
     "adversarial_robustness_waveform": ("attack",),
 }
@@ -306,6 +307,39 @@ def _mean_std(values: list[float]) -> dict[str, Any]:
     }
 
 
+def _snr_text(snr: float) -> str:
+    return str(int(snr)) if float(snr).is_integer() else repr(float(snr))
+
+
+def robustness_scores(results: dict[str, Any]) -> dict[str, float]:
+    """A cell's robustness UAs as named scores, for the card's per-variant statistics and paired tests.
+
+    ``test_ua_noise_snr<k>db`` (the ``noise_robustness`` row ``mean`` over the noise types at k dB),
+    ``test_ua_enhanced_noise_snr<k>db`` (the same of ``noise_robustness_enhanced``), ``test_ua_<attack>`` and
+    ``test_ua_<attack>_waveform`` (the adversarial tables), ``test_ua_cross_<name>`` (each cross-corpus target):
+    the keys the callbacks log. Scores that are missing or not finite are left out.
+
+    Args:
+        results: one cell's ``results.json`` contents.
+    """
+    scores: dict[str, float] = {}
+    for table, infix in (("noise_robustness", ""), ("noise_robustness_enhanced", "enhanced_")):
+        for row in (results.get(table) or {}).get("rows") or []:
+            value = _finite(row.get("ua"))
+            if row.get("noise") == "mean" and row.get("snr_db") is not None and value is not None:
+                scores[f"test_ua_{infix}noise_snr{_snr_text(row['snr_db'])}db"] = value
+    for table, suffix in (("adversarial_robustness", ""), ("adversarial_robustness_waveform", "_waveform")):
+        for row in (results.get(table) or {}).get("rows") or []:
+            value = _finite(row.get("ua"))
+            if row.get("attack") not in (None, "none") and value is not None:
+                scores[f"test_ua_{row['attack']}{suffix}"] = value
+    for name, target in (results.get("cross_corpus") or {}).items():
+        value = _finite(target.get("ua")) if isinstance(target, dict) else None
+        if value is not None:
+            scores[f"test_ua_cross_{name}"] = value
+    return scores
+
+
 def aggregate_robustness(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ± sample std over cells of the robustness tables the cells' ``results.json`` carry.
 
@@ -403,6 +437,9 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
     order += sorted({c["variant"] for c in cells} - set(order))
     done = [c for c in cells if c["_results"] is not None]
     metrics = [m for m in METRICS if any(c[m] is not None for c in done)]
+    for c in done:
+        c["_scores"] = robustness_scores(c["_results"])
+    scores = list(dict.fromkeys(name for c in done for name in c["_scores"]))
 
     per_variant: dict[str, Any] = {}
     for variant in order:
@@ -444,6 +481,18 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
         robustness = aggregate_robustness([c["_results"] for c in mine])
         if robustness:
             entry["robustness"] = robustness
+        named = {}
+        for name in scores:
+            by_fold: dict[int, list[float]] = defaultdict(list)
+            for c in mine:
+                if name in c["_scores"]:
+                    by_fold[c["fold"]].append(c["_scores"][name])
+            if by_fold:
+                values = [v for f in sorted(by_fold) for v in by_fold[f]]
+                fold_means = [float(np.mean(by_fold[f])) for f in sorted(by_fold)]
+                named[name] = {**_mean_std(values), "folds": len(fold_means), "ci95": bootstrap_interval(fold_means)}
+        if named:
+            entry["robustness_scores"] = named
         per_variant[variant] = entry
 
     comparisons: dict[str, Any] = {}
@@ -459,6 +508,14 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
             }
             pairs = sorted(set(base) & set(other))
             comparisons[variant][metric] = paired_tests([base[p] for p in pairs], [other[p] for p in pairs])
+        for name in scores:
+            base = {(c["fold"], c["seed"]): c["_scores"][name] for c in done
+                    if c["variant"] == baseline and name in c["_scores"]}  # fmt: skip
+            other = {(c["fold"], c["seed"]): c["_scores"][name] for c in done
+                     if c["variant"] == variant and name in c["_scores"]}  # fmt: skip
+            pairs = sorted(set(base) & set(other))
+            if pairs:
+                comparisons[variant][name] = paired_tests([base[p] for p in pairs], [other[p] for p in pairs])
 
     card = {
         "experiment": spec.get("name", directory.name),
@@ -467,6 +524,7 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
         "baseline": baseline,
         "variants": order,
         "metrics": metrics,
+        "robustness_scores": scores,
         "cells_total": len(cells),
         "cells_done": len(done),
         "cells_failed": [
@@ -619,6 +677,18 @@ def _write(directory: Path, card: dict[str, Any]) -> None:
     for variant in card["variants"]:
         entry = card["per_variant"].get(variant, {})
         lines.append(f"| {variant} | " + " | ".join(_fmt(entry.get(m)) for m in metrics) + " |")
+    scores = card.get("robustness_scores") or []
+    if scores:
+        lines += [
+            "",
+            "## Robustness scores (UA; mean ± sample std [95 % bootstrap interval over folds] (cells))",
+            "",
+            "| variant | " + " | ".join(scores) + " |",
+            "|---" * (len(scores) + 1) + "|",
+        ]
+        for variant in card["variants"]:
+            named = card["per_variant"].get(variant, {}).get("robustness_scores") or {}
+            lines.append(f"| {variant} | " + " | ".join(_fmt(named.get(m)) for m in scores) + " |")
     pooled = [(v, card["per_variant"].get(v, {}).get("pooled")) for v in card["variants"]]
     if any(p for _, p in pooled):
         lines += [
