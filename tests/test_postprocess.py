@@ -258,3 +258,35 @@ def test_regression_noise_robustness_with_an_enhancer_writes_its_own_table(tmp_p
     row = study_tables(study, {"clean": {(0, 0): results}}, corpus="recola")["conditions"]["mismatched"]["rows"][0]
     assert row["noisy"]["mean"] == pytest.approx(plain[("mean", -5.0)]["ccc_postprocessed"])
     assert row["enhanced"]["mean"] == pytest.approx(rows[("mean", -5.0)]["ccc_postprocessed"])
+
+
+def test_recola_trains_on_a_derived_noisy_corpus_with_its_ratings(tmp_path: Path) -> None:
+    """The study's matched RECOLA cells: the AVEC training and development recordings read from a derived noisy
+    corpus (made once, cached), with their gold-standard ratings, and the test recording stays clean."""
+    from ser_lightning.audio import read_audio
+    from ser_lightning.models.derive import DerivedCorpus
+
+    root = with_test_ratings(tmp_path)
+    plain = RECOLADataModule(root=str(root), protocol="official", targets=["arousal"], batch_size=2,
+                             cache_manifest=False)  # fmt: skip
+    plain.setup("fit")
+    derived = DerivedCorpus(snr_db=0, categories=["white"], cache_dir=str(tmp_path / "cache"))
+    dm = RECOLADataModule(root=str(root), protocol="official", targets=["arousal"], batch_size=2,
+                          cache_manifest=False, derived=derived)  # fmt: skip
+    dm.setup("fit")
+    for name in ("train", "val"):
+        before, after = plain.split.parts()[name], dm.split.parts()[name]
+        assert [r.utt_id for r in after] == [r.utt_id for r in before]
+        assert all(Path(r.path).is_relative_to(derived.folder) for r in after)
+        assert [r.extra for r in after] == [r.extra for r in before]  # the ratings travel with the recording
+    assert [r.path for r in dm.split.test] == [r.path for r in plain.split.test]
+    clean = read_audio(plain.split.train[0].path, 16000)
+    noisy = read_audio(dm.split.train[0].path, 16000)
+    assert noisy.shape == clean.shape and not np.allclose(noisy, clean)
+    first, again = plain.datasets["train"][0], dm.datasets["train"][0]
+    torch.testing.assert_close(torch.as_tensor(first["targets"]), torch.as_tensor(again["targets"]))
+    model = EndToEndRegressor(num_targets=1, target_names=["arousal"], conv_channels=(4, 8), lstm_hidden=16)
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    assert trainer.state.finished and dm.describe()["derived"]["snr_db"] == 0.0
