@@ -446,15 +446,9 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
         mine = [c for c in done if c["variant"] == variant]
         entry: dict[str, Any] = {"cells": len(mine), "planned": sum(c["variant"] == variant for c in cells)}
         for metric in metrics:
-            values = [c[metric] for c in mine if c[metric] is not None]
-            if not values:
-                continue
-            by_fold: dict[int, list[float]] = defaultdict(list)
-            for c in mine:
-                if c[metric] is not None:
-                    by_fold[c["fold"]].append(c[metric])
-            fold_means = [float(np.mean(by_fold[f])) for f in sorted(by_fold)]
-            entry[metric] = {**_mean_std(values), "folds": len(fold_means), "ci95": bootstrap_interval(fold_means)}
+            stat = _over_folds(mine, metric)
+            if stat is not None:
+                entry[metric] = stat
         matrices = [
             np.asarray(c["_results"]["confusion_matrix"]) for c in mine if c["_results"].get("confusion_matrix")
         ]
@@ -481,16 +475,7 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
         robustness = aggregate_robustness([c["_results"] for c in mine])
         if robustness:
             entry["robustness"] = robustness
-        named = {}
-        for name in scores:
-            by_fold: dict[int, list[float]] = defaultdict(list)
-            for c in mine:
-                if name in c["_scores"]:
-                    by_fold[c["fold"]].append(c["_scores"][name])
-            if by_fold:
-                values = [v for f in sorted(by_fold) for v in by_fold[f]]
-                fold_means = [float(np.mean(by_fold[f])) for f in sorted(by_fold)]
-                named[name] = {**_mean_std(values), "folds": len(fold_means), "ci95": bootstrap_interval(fold_means)}
+        named = {name: stat for name in scores if (stat := _over_folds(mine, name)) is not None}
         if named:
             entry["robustness_scores"] = named
         per_variant[variant] = entry
@@ -499,22 +484,11 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
     baseline = order[0] if order else None
     for variant in order[1:]:
         comparisons[variant] = {}
-        for metric in metrics:
-            base = {
-                (c["fold"], c["seed"]): c[metric] for c in done if c["variant"] == baseline and c[metric] is not None
-            }
-            other = {
-                (c["fold"], c["seed"]): c[metric] for c in done if c["variant"] == variant and c[metric] is not None
-            }
+        for name in [*metrics, *scores]:
+            base = _by_cell([c for c in done if c["variant"] == baseline], name)
+            other = _by_cell([c for c in done if c["variant"] == variant], name)
             pairs = sorted(set(base) & set(other))
-            comparisons[variant][metric] = paired_tests([base[p] for p in pairs], [other[p] for p in pairs])
-        for name in scores:
-            base = {(c["fold"], c["seed"]): c["_scores"][name] for c in done
-                    if c["variant"] == baseline and name in c["_scores"]}  # fmt: skip
-            other = {(c["fold"], c["seed"]): c["_scores"][name] for c in done
-                     if c["variant"] == variant and name in c["_scores"]}  # fmt: skip
-            pairs = sorted(set(base) & set(other))
-            if pairs:
+            if pairs or name in metrics:  # a robustness score only where both variants have it
                 comparisons[variant][name] = paired_tests([base[p] for p in pairs], [other[p] for p in pairs])
 
     card = {
@@ -549,7 +523,7 @@ def collect(directory: str | Path, variants: list[str] | None = None, spec: dict
         "per_variant": per_variant,
         "comparisons": comparisons,
         "stamp": _stamp(spec, saved, cells, done, order),
-        "cells": [{k: v for k, v in c.items() if k != "_results"} for c in cells],
+        "cells": [{k: v for k, v in c.items() if not k.startswith("_")} for c in cells],
     }
     if spec.get("study"):
         by_variant: dict[str, dict[tuple[int, int], dict[str, Any]]] = defaultdict(dict)
@@ -569,6 +543,40 @@ def _derived_text(derived: dict[str, Any] | None) -> str:
     noises = ", ".join(derived.get("categories") or [])
     text = f"{derived.get('output')} at {level} ({derived.get('part')} noise: {noises})"
     return text + (f", enhancer {derived['enhancer']}" if derived.get("enhancer") else "")
+
+
+def _value(cell: dict[str, Any], name: str) -> float | None:
+    """A finished cell's metric (``test_ua``...) or robustness score (:func:`robustness_scores`), if it has it."""
+    return cell[name] if name in METRICS else cell["_scores"].get(name)
+
+
+def _by_cell(cells: list[dict[str, Any]], name: str) -> dict[tuple[int, int], float]:
+    """``{(fold, seed): value}`` of ``name`` over the cells that have it."""
+    return {(c["fold"], c["seed"]): v for c in cells if (v := _value(c, name)) is not None}
+
+
+def _over_folds(cells: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """Mean ± std of ``name`` over the cells that have it, and the bootstrap interval over folds (seeds averaged)."""
+    by_fold: dict[int, list[float]] = defaultdict(list)
+    for c in cells:
+        value = _value(c, name)
+        if value is not None:
+            by_fold[c["fold"]].append(value)
+    if not by_fold:
+        return None
+    values = [v for f in sorted(by_fold) for v in by_fold[f]]
+    fold_means = [float(np.mean(by_fold[f])) for f in sorted(by_fold)]
+    return {**_mean_std(values), "folds": len(fold_means), "ci95": bootstrap_interval(fold_means)}
+
+
+def _variant_table(card: dict[str, Any], names: list[str], section: str | None = None) -> list[str]:
+    """A Markdown table: one row per variant, a ``_fmt`` cell per name (from ``per_variant[v][section]``)."""
+    lines = ["| variant | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for variant in card["variants"]:
+        entry = card["per_variant"].get(variant, {})
+        entry = (entry.get(section) or {}) if section else entry
+        lines.append(f"| {variant} | " + " | ".join(_fmt(entry.get(m)) for m in names) + " |")
+    return lines
 
 
 def _stamp(
@@ -671,24 +679,12 @@ def _write(directory: Path, card: dict[str, Any]) -> None:
         "",
         "## Results (mean ± sample std [95 % bootstrap interval over folds] (cells))",
         "",
-        "| variant | " + " | ".join(metrics) + " |",
-        "|---" * (len(metrics) + 1) + "|",
+        *_variant_table(card, metrics),
     ]
-    for variant in card["variants"]:
-        entry = card["per_variant"].get(variant, {})
-        lines.append(f"| {variant} | " + " | ".join(_fmt(entry.get(m)) for m in metrics) + " |")
     scores = card.get("robustness_scores") or []
     if scores:
-        lines += [
-            "",
-            "## Robustness scores (UA; mean ± sample std [95 % bootstrap interval over folds] (cells))",
-            "",
-            "| variant | " + " | ".join(scores) + " |",
-            "|---" * (len(scores) + 1) + "|",
-        ]
-        for variant in card["variants"]:
-            named = card["per_variant"].get(variant, {}).get("robustness_scores") or {}
-            lines.append(f"| {variant} | " + " | ".join(_fmt(named.get(m)) for m in scores) + " |")
+        lines += ["", "## Robustness scores (UA; mean ± sample std [95 % bootstrap interval over folds] (cells))", "",
+                  *_variant_table(card, scores, "robustness_scores")]  # fmt: skip
     pooled = [(v, card["per_variant"].get(v, {}).get("pooled")) for v in card["variants"]]
     if any(p for _, p in pooled):
         lines += [
