@@ -130,6 +130,25 @@ def test_dry_run_lists_every_cell(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["run", str(write_spec(tmp_path, seedz=[1])), "--dry-run"]) == 2
 
 
+def test_variants_select_part_of_the_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    spec_path = write_spec(tmp_path)
+    plan = make_plan(load_spec(spec_path))
+    assert plan.select() == [0, 1, 2, 3] and plan.select(["mixup"]) == [1, 3]  # fold-major order: pairs complete early
+    assert [plan.cells[i].name for i in plan.select(["mixup", "baseline"])] == [c.name for c in plan.cells]
+    with pytest.raises(ValueError, match=r"no variant\(s\) 'sp'; its variants are baseline, mixup"):
+        plan.select(["baseline", "sp"])
+    with pytest.raises(ValueError, match="none given"):
+        plan.select([])
+    assert main(["run", str(spec_path), "--dry-run", "--variants", "[mixup]"]) == 0
+    out = capsys.readouterr().out
+    assert "selected: 2 of the 4 cells" in out and out.count(" -m ser_lightning fit ") == 2
+    assert "mixup/fold1-seed0" in out and "[baseline/" not in out
+    assert main(["run", str(spec_path), "--dry-run", "--variants", "[sp]"]) == 2
+    assert "no variant(s) 'sp'" in caplog.text
+
+
 # ------------------------------------------------------------------------------------------- a real tiny run
 def test_local_run_skip_and_failure(tmp_path: Path, tiny_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Two tiny cells and one broken variant: the broken one fails alone, the card averages the others, and a rerun
@@ -142,9 +161,15 @@ def test_local_run_skip_and_failure(tmp_path: Path, tiny_corpus: Path, capsys: p
         seeds=[0, 1],
         variants={"baseline": [], "broken": ["--model.init_args.no_such_argument", "1"]},
     )
-    # 4 cells: 2 that train (seeds 0, 1), 2 that fail at parsing.
-    assert main(["run", str(spec_path), "--jobs", "2"]) == 1
+    # 4 cells: 2 that train (seeds 0, 1), 2 that fail at parsing. First only the baseline's (--variants): the
+    # broken cells are not started, and the card lists them as pending.
+    assert main(["run", str(spec_path), "--jobs", "2", "--variants", "[baseline]"]) == 0
     root = tmp_path / "runs" / "demo"
+    assert not (root / "broken").exists()
+    card = json.loads((root / "card.json").read_text())
+    assert set(card["cells_pending"]) == {"broken/fold0-seed0", "broken/fold0-seed1"} and not card["cells_failed"]
+    assert card["per_variant"]["baseline"]["test_ua"]["n"] == 2
+    assert main(["run", str(spec_path), "--jobs", "2"]) == 1
     done = [root / "baseline" / f"fold0-seed{s}" for s in (0, 1)]
     for cell in done:
         info = json.loads((cell / "cell.json").read_text())

@@ -127,6 +127,13 @@ def test_dry_run_writes_the_script_only(tmp_path: Path) -> None:
     scripts = list((tmp_path / "runs" / "demo" / "slurm").glob("submit-*.sh"))
     assert len(scripts) == 1 and "#SBATCH --array=0-1%1" in scripts[0].read_text()
     assert not (tmp_path / "runs" / "demo" / "slurm.json").exists()
+    # --variants submits only those cells, under their indices in the whole plan (the task id reads experiment.json)
+    variants = {"baseline": [], "mixup": ["configs/augment/mixup.yaml"]}
+    two = write_spec(tmp_path, ["--data", TINY], name="two", variants=variants)
+    assert main(["run", str(two), "--executor", "slurm", "--dry-run", "--variants", "[mixup]"]) == 0
+    (script,) = (tmp_path / "runs" / "two" / "slurm").glob("submit-*.sh")
+    assert "#SBATCH --array=1,3" in script.read_text()
+    assert len(json.loads((tmp_path / "runs" / "two" / "experiment.json").read_text())["cells"]) == 4
 
 
 # ------------------------------------------------------------------------------------- a real SLURM here

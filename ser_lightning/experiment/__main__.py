@@ -71,6 +71,12 @@ def _parser() -> ArgumentParser:
                 help="where cells run: local processes, or a SLURM job array (docs/experiments.md)",
             )
             sub.add_argument("--jobs", type=int, default=1, help="cells run at once (local executor)")
+            sub.add_argument(
+                "--variants",
+                type=list[str] | None,
+                default=None,
+                help="run only these variants' cells (default: all); the card lists the others as pending",
+            )
             sub.add_argument("--collect", type=bool, default=True, help="collect the card when the run ends")
             sub.add_class_arguments(SlurmOptions, "slurm", help="the SLURM job array (--executor slurm)")
         commands.add_subcommand(name, sub, help=help_)
@@ -145,14 +151,19 @@ def main(args: list[str] | None = None) -> int:
         counts = Counter(states.values())
         print(f"{len(states)} cells: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         return 0
+    try:
+        indices = plan.select(options.variants)
+    except ValueError as err:
+        log.error("%s", err)
+        return 2
     if options.dry_run and options.executor == "local":
-        print(plan.describe())
+        print(plan.describe(indices))
         return 0
     plan.directory.mkdir(parents=True, exist_ok=True)
     (plan.directory / "experiment.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
     if options.executor == "slurm":
-        return _run_slurm(plan, options)
-    outcomes = LocalExecutor(jobs=options.jobs).run(plan)
+        return _run_slurm(plan, options, indices)
+    outcomes = LocalExecutor(jobs=options.jobs).run(plan, indices)
     text = summary(plan, outcomes)
     failed = any(o.state == "failed" for o in outcomes)
     (log.warning if failed else log.info)("%s", text)
@@ -162,16 +173,16 @@ def main(args: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _run_slurm(plan: Any, options: Any) -> int:
+def _run_slurm(plan: Any, options: Any, indices: list[int]) -> int:
     from ser_lightning.experiment.collect import collect
     from ser_lightning.experiment.slurm import SlurmOptions, slurm_states, submit, wait_for
 
     slurm = options.slurm
     slurm = SlurmOptions(**(slurm.as_dict() if hasattr(slurm, "as_dict") else dict(vars(slurm))))
     if options.dry_run:
-        print(plan.describe())
+        print(plan.describe(indices))
     try:
-        job_id = submit(plan, slurm, dry_run=options.dry_run)
+        job_id = submit(plan, slurm, dry_run=options.dry_run, indices=indices)
     except RuntimeError as err:
         log.error("%s", err)
         return 1
@@ -183,7 +194,8 @@ def _run_slurm(plan: Any, options: Any) -> int:
         log.warning("job array %s still runs after %.0f s: not collected", job_id, slurm.wait_timeout)
         return 1
     states = slurm_states(plan)
-    failed = [name for name, state in states.items() if state != "done"]
+    chosen = {plan.cells[i].name for i in indices}
+    failed = [name for name, state in states.items() if name in chosen and state != "done"]
     if failed:
         log.warning("cells not done: %s", ", ".join(failed))
     if options.collect:

@@ -277,12 +277,21 @@ class LocalExecutor:
 
         return run_cell(cell, self._environment(), on_process=track)
 
-    def run(self, plan: Plan) -> list[CellOutcome]:
-        """Runs every cell that is not done yet; returns one outcome per cell of the plan, in plan order."""
-        total = len(plan.cells)
+    def run(self, plan: Plan, indices: list[int] | None = None) -> list[CellOutcome]:
+        """Runs every cell that is not done yet.
+
+        Args:
+            plan: the plan.
+            indices: run only these cells of the plan (default: all; see :meth:`Plan.select`).
+
+        Returns:
+            One outcome per chosen cell, in plan order.
+        """
+        cells = [plan.cells[i] for i in (plan.select() if indices is None else indices)]
+        total = len(cells)
         outcomes: dict[Cell, CellOutcome] = {}
         todo: list[Cell] = []
-        for cell in plan.cells:
+        for cell in cells:
             state = cell_state(cell)
             if state == "done":
                 outcomes[cell] = CellOutcome(cell, "skipped", 0, 0.0, cell.directory / CELL_LOG)
@@ -340,14 +349,15 @@ class LocalExecutor:
                 process.terminate()
             log.warning("interrupted: stopped %d running cell(s); run again to resume them", len(running))
             raise
-        return [outcomes[cell] for cell in plan.cells if cell in outcomes]
+        return [outcomes[cell] for cell in cells if cell in outcomes]
 
 
 def summary(plan: Plan, outcomes: list[CellOutcome]) -> str:
-    """One paragraph: cells done, skipped, failed (each failed cell with its log file)."""
+    """One paragraph: cells done, skipped, failed (each failed cell with its log file), of the cells run."""
     counts = {state: sum(o.state == state for o in outcomes) for state in ("done", "skipped", "failed", "busy")}
+    part = "" if len(outcomes) == len(plan.cells) else f" of the {len(outcomes)} selected"
     lines = [
-        f"experiment {plan.spec.name}: {counts['done'] + counts['skipped']}/{len(plan.cells)} cells done "
+        f"experiment {plan.spec.name}: {counts['done'] + counts['skipped']}/{len(outcomes)} cells{part} done "
         f"({counts['done']} run now, {counts['skipped']} skipped as done already), {counts['failed']} failed"
         + (f", {counts['busy']} running elsewhere" if counts["busy"] else "")
     ]

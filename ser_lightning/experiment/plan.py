@@ -108,8 +108,36 @@ class Plan:
             ],
         }
 
-    def describe(self) -> str:
-        """A human-readable listing of every cell and its command (``--dry-run``)."""
+    def select(self, variants: list[str] | None = None) -> list[int]:
+        """The plan indices of the cells of some variants (every cell when ``variants`` is ``None``).
+
+        ``run --variants`` runs a part of an experiment (the SVM rows on a CPU, the deep rows on a GPU, one new
+        variant): the plan, its folders and ``experiment.json`` stay the whole experiment's, so a SLURM task id is
+        still the cell's index and the card lists the cells not run yet as pending.
+
+        Args:
+            variants: variant names of the spec.
+
+        Raises:
+            ValueError: a name that is not a variant of the spec.
+        """
+        if variants is None:
+            return list(range(len(self.cells)))
+        unknown = [name for name in variants if name not in self.spec.variants]
+        if unknown or not variants:
+            raise ValueError(
+                f"experiment {self.spec.name}: no variant(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                f"its variants are {', '.join(self.spec.variants)}"
+            )
+        chosen = set(variants)
+        return [i for i, cell in enumerate(self.cells) if cell.variant in chosen]
+
+    def describe(self, indices: list[int] | None = None) -> str:
+        """A human-readable listing of the cells and their commands (``--dry-run``).
+
+        Args:
+            indices: the cells to list (default: all; see :meth:`select`).
+        """
         spec = self.spec
         lines = [
             f"experiment {spec.name}: {len(self.cells)} cells = {len(spec.variants)} variant(s) "
@@ -117,7 +145,10 @@ class Plan:
             f"{len(spec.seeds)} seed(s) {spec.seeds}",
             f"folder: {self.directory}",
         ]
-        for cell in self.cells:
+        chosen = self.select() if indices is None else indices
+        if len(chosen) < len(self.cells):
+            lines.append(f"selected: {len(chosen)} of the {len(self.cells)} cells")
+        for cell in (self.cells[i] for i in chosen):
             lines += [f"[{cell.name}] {cell.directory}", f"  {cell.shell()}"]
         return "\n".join(lines)
 

@@ -136,15 +136,20 @@ def array_spec(indices: list[int], max_parallel: int = 0) -> str:
     return ",".join(parts) + (f"%{max_parallel}" if max_parallel > 0 else "")
 
 
-def pending_indices(plan: Plan) -> list[int]:
+def pending_indices(plan: Plan, indices: list[int] | None = None) -> list[int]:
     """The plan indices of the cells to submit.
+
+    Args:
+        plan: the plan.
+        indices: consider only these cells (default: all; see :meth:`Plan.select`).
 
     Returns:
         The cells not done, not running on this host and not queued or running in an array submitted before
         (``squeue``): a second ``run`` while an array runs submits no cell twice.
     """
     states = slurm_states(plan)
-    return [i for i, cell in enumerate(plan.cells) if states[cell.name] not in ("done", "running", "queued")]
+    chosen = plan.select() if indices is None else indices
+    return [i for i in chosen if states[plan.cells[i].name] not in ("done", "running", "queued")]
 
 
 def sbatch_script(plan: Plan, indices: list[int], options: SlurmOptions, workdir: Path | None = None) -> str:
@@ -222,18 +227,19 @@ def _slurm_record(plan: Plan) -> dict[str, Any]:
         return {"submissions": []}
 
 
-def submit(plan: Plan, options: SlurmOptions, dry_run: bool = False) -> str | None:
+def submit(plan: Plan, options: SlurmOptions, dry_run: bool = False, indices: list[int] | None = None) -> str | None:
     """Writes the batch script of every pending cell and submits it.
 
     Args:
         plan: the plan (``experiment.json`` must already be written).
         options: resources and behaviour.
         dry_run: write the script but do not submit it.
+        indices: submit only these cells of the plan, if pending (default: all; see :meth:`Plan.select`).
 
     Returns:
         The array's job id (``None`` when nothing is pending or on a dry run).
     """
-    indices = pending_indices(plan)
+    indices = pending_indices(plan, indices)
     if not indices:
         log.info("experiment %s: every cell is done (or running): nothing to submit", plan.spec.name)
         return None
