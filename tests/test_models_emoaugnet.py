@@ -144,6 +144,20 @@ def test_lightning_module_forward_on_variable_length_batch() -> None:
     assert torch.allclose(probs.sum(-1), torch.ones(2), atol=1e-5)
 
 
+def test_task_widths_reach_the_network_and_its_hparams() -> None:
+    """``conv_channels`` / ``lstm_hidden`` (the leaderboard's CPU sizes) change the network and nothing else."""
+    narrow = EmoAugNet(num_classes=4, conv_channels=(64, 128, 64), lstm_hidden=64)
+    widths = [m.out_channels for m in narrow.network.conv if isinstance(m, torch.nn.Conv1d)]
+    assert widths == [64, 128, 64] and narrow.network.lstm1.hidden_size == 64
+    assert narrow.hparams["conv_channels"] == [64, 128, 64]  # plain YAML in hparams.yaml
+    paper = EmoAugNet(num_classes=4)
+    assert [m.out_channels for m in paper.network.conv if isinstance(m, torch.nn.Conv1d)] == [256, 512, 256]
+    assert paper.network.lstm1.hidden_size == 128
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in paper.parameters()) / 5
+    with torch.no_grad():
+        assert narrow.eval()(torch.randn(2, 40000) * 0.1).shape == (2, 4)
+
+
 def test_invalid_arguments_are_rejected() -> None:
     with pytest.raises(ValueError, match="activation"):
         EmoAugConvLSTMNet(num_classes=7, activation="tanh")  # type: ignore[arg-type]

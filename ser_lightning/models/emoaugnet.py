@@ -42,6 +42,8 @@ class EmoAugNet(SERClassificationTask):
         dense_activation: activation of the hidden Dense layers (ELU in the paper).
         dropout: rate of every Dropout layer (not given in the paper).
         input_norm: standardise each feature row (running statistics) before the network.
+        conv_channels: filters of the three Conv1D blocks (Table I: 256, 512, 256); narrower for a CPU budget.
+        lstm_hidden: units of the LSTM (Table I: 128).
         **kwargs: the arguments of the classification base (``segment_frames`` defaults to 108 and
             ``sample_rate`` to 22050 here).
     """
@@ -59,6 +61,8 @@ class EmoAugNet(SERClassificationTask):
         dense_activation: Literal["relu", "elu"] = "elu",
         dropout: float = 0.2,
         input_norm: bool = True,
+        conv_channels: tuple[int, int, int] = (256, 512, 256),
+        lstm_hidden: int = 128,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -70,4 +74,5 @@ class EmoAugNet(SERClassificationTask):
 
     def configure_network(self) -> nn.Module:
         """The pure Conv1D-LSTM network of Table I."""
+        self.hparams["conv_channels"] = [int(c) for c in self.hparams["conv_channels"]]  # plain YAML in hparams
         return self.build_network(EmoAugConvLSTMNet, n_features=2 + self.hparams["n_mfcc"])
