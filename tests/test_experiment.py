@@ -82,6 +82,33 @@ def test_every_shipped_experiment_parses() -> None:
         assert spec.name == path.stem and spec.variants
 
 
+# The specs run on the CPU here (docs/benchmarks.md): every variant's cell parses, with the variant's arguments in
+# force, before an hour of cells can fail on a misspelt one.
+CPU_RUNS = ["leaderboard_synthetic_cpu", "leaderboard_synthetic_lsso_cpu", "latif2020_table2_synthetic_quick"]
+
+
+@pytest.mark.parametrize("name", CPU_RUNS)
+def test_cpu_run_cells_parse(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from ser_lightning.cli import main as cli_main
+
+    spec = load_spec(CONFIGS / "experiments" / f"{name}.yaml")
+    plan = make_plan(spec, folds=[0])
+    assert [c.variant for c in plan.cells[: len(spec.variants)]] == list(spec.variants)
+    for cell in plan.cells:
+        with pytest.raises(SystemExit) as exit_:
+            cli_main([*cell.args, "--print_config"])
+        assert not exit_.value.code, cell.name
+        printed = yaml.safe_load(capsys.readouterr().out)
+        args = dict(zip(cell.args, cell.args[1:], strict=False))  # flag -> the token after it; the last wins
+        assert printed["trainer"]["max_time"] is None and printed["data"]["init_args"]["fold"] == 0
+        for flag, value in args.items():  # each --model.init_args.<name> of the variant reached the model
+            if flag.startswith("--model.init_args."):
+                key = flag.removeprefix("--model.init_args.")
+                assert yaml.safe_load(value) == printed["model"]["init_args"][key], (cell.name, key)
+        if "--data.init_args.protocol" in args:
+            assert printed["data"]["init_args"]["protocol"] == args["--data.init_args.protocol"]
+
+
 # ----------------------------------------------------------------------------------------------------- plan
 def test_plan_cells_folders_and_commands(tmp_path: Path) -> None:
     spec = load_spec(write_spec(tmp_path, seeds=[0, 3]))
