@@ -84,7 +84,12 @@ def test_every_shipped_experiment_parses() -> None:
 
 # The specs run on the CPU here (docs/benchmarks.md): every variant's cell parses, with the variant's arguments in
 # force, before an hour of cells can fail on a misspelt one.
-CPU_RUNS = ["leaderboard_synthetic_cpu", "leaderboard_synthetic_lsso_cpu", "latif2020_table2_synthetic_quick"]
+CPU_RUNS = [
+    "leaderboard_synthetic_cpu",
+    "leaderboard_synthetic_lsso_cpu",
+    "latif2020_table2_synthetic_quick",
+    "dense_highway_recipe_probe_lsso_cpu",
+]
 
 
 @pytest.mark.parametrize("name", CPU_RUNS)
@@ -105,6 +110,13 @@ def test_cpu_run_cells_parse(name: str, capsys: pytest.CaptureFixture[str]) -> N
             if flag.startswith("--model.init_args."):
                 key = flag.removeprefix("--model.init_args.")
                 assert yaml.safe_load(value) == printed["model"]["init_args"][key], (cell.name, key)
+            for part in ("optimizer", "lr_scheduler"):  # and each injected optimizer / scheduler setting
+                injected = printed["model"]["init_args"][part]
+                if flag == f"--model.{part}.class_path":
+                    assert injected["class_path"] == value, (cell.name, flag)
+                elif flag.startswith(f"--model.{part}.init_args."):
+                    key = flag.removeprefix(f"--model.{part}.init_args.")
+                    assert injected["init_args"][key] == yaml.safe_load(value), (cell.name, flag)
         if "--data.init_args.protocol" in args:
             assert printed["data"]["init_args"]["protocol"] == args["--data.init_args.protocol"]
 
